@@ -1,0 +1,74 @@
+# MLOps control centre. `make help` lists every rule with an example.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+MLOPS := $(BIN)/mlops
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+# Arguments of the seed project's rules, with the same names.
+project ?= test-project
+register ?= True
+model ?= $(project)
+inference_input ?=
+inference_output ?=
+port ?= 5050
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@echo "==> creating $(VENV) and installing (first run takes a few minutes)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.installed ## Create the virtual environment and install everything. Example: make venv
+
+.PHONY: help
+help: ## Display this help message. Example: make help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-24s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: demo
+demo: venv ## Run the whole model life cycle on this machine, printing each step. Example: make demo (KEEP=1 leaves it running)
+	@$(MLOPS) demo $(if $(KEEP),--keep,)
+
+.PHONY: test
+test: venv ## Run the whole test suite. Example: make test
+	@$(BIN)/pytest -m "not soak" $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: venv ## Ruff and mypy. Example: make lint
+	@$(BIN)/ruff check src lambdas cdk tests benchmarks projects
+	@$(BIN)/mypy
+
+.PHONY: validate
+validate: venv ## Check a project against the model contract. Example: make validate project=test-project
+	@$(MLOPS) validate $(project)
+
+.PHONY: local-training
+local-training: venv ## Re-run an MLflow project locally and optionally register a new version. Example: make local-training project=test-project register=True
+	@$(MLOPS) train $(project) $(if $(filter True true 1 yes,$(register)),--register,--no-register)
+
+.PHONY: local-deployment
+local-deployment: venv ## Serve a model on port 5050 (blocking). Example: make local-deployment model=test-project (or model=test-project/3)
+	@$(MLOPS) serve $(model) --port $(port)
+
+.PHONY: local-deployment-test
+local-deployment-test: venv ## Send a test request to the local endpoint and print the answer. Example: make local-deployment-test
+	@$(MLOPS) predict --port $(port) --project $(project)
+
+.PHONY: local-batch-inference
+local-batch-inference: venv ## Score a CSV with a registered model. Example: make local-batch-inference model=test-project/latest inference_input=in.csv inference_output=out.csv
+	@test -n "$(inference_input)" -a -n "$(inference_output)" || { echo "give inference_input=<csv> and inference_output=<csv>"; exit 2; }
+	@$(MLOPS) batch $(model) $(inference_input) $(inference_output)
+
+.PHONY: mlflow-server
+mlflow-server: venv ## Start the local MLflow server (SQLite, 127.0.0.1:5000) in the background. Example: make mlflow-server
+	@$(MLOPS) server start
+
+.PHONY: mlflow-server-rm
+mlflow-server-rm: venv ## Stop the local MLflow server started by make mlflow-server. Example: make mlflow-server-rm
+	@$(MLOPS) server stop

@@ -1,0 +1,3 @@
+from mlops_control.cli import main
+
+main()

@@ -1,0 +1,230 @@
+"""``mlops``: the control centre's command line. ``mlops --help`` lists every command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlops_control import settings as settings_mod
+from mlops_control.errors import ControlCentreError
+
+app = typer.Typer(
+    help="MLOps control centre: train, track, deploy, monitor and retire models with MLflow.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+server_app = typer.Typer(help="The local MLflow server (SQLite, 127.0.0.1).", no_args_is_help=True)
+app.add_typer(server_app, name="server")
+
+
+def _settings() -> settings_mod.Settings:
+    try:
+        return settings_mod.load()
+    except ValueError as exc:
+        raise ControlCentreError(str(exc)) from None
+
+
+def tracking_uri(settings: settings_mod.Settings, start: bool = True) -> str:
+    """The MLflow server to use: ``MLFLOW_TRACKING_URI`` if set, else the embedded one."""
+    if settings.tracking_uri:
+        return settings.tracking_uri
+    from mlops_control.local_server import LocalMLflow
+
+    server = LocalMLflow(settings)
+    if server.running():
+        return server.url
+    if not start:
+        raise ControlCentreError(
+            "no MLflow server: start one with `make mlflow-server` or set MLFLOW_TRACKING_URI"
+        )
+    say(f"starting the local MLflow server on {server.url} ...")
+    return server.start()
+
+
+def say(message: str) -> None:
+    typer.secho(message, fg=typer.colors.CYAN, err=True)
+
+
+# --- projects -----------------------------------------------------------------------------
+@app.command()
+def validate(
+    projects: Annotated[list[str] | None, typer.Argument(
+        help="project folder names (default: every project)")] = None,
+) -> None:
+    """Check projects against the model contract (MLproject, data.py, get_data())."""
+    from mlops_control import contract
+
+    settings = _settings()
+    chosen = projects or sorted(p.name for p in settings.projects_dir.iterdir() if p.is_dir())
+    failed = 0
+    for name in chosen:
+        folder = Path(name) if "/" in name else settings.projects_dir / name
+        try:
+            valid = contract.validate(folder)
+        except ControlCentreError as exc:
+            failed += 1
+            typer.secho(f"✗ {exc}", fg=typer.colors.RED, err=True)
+            continue
+        typer.secho(f"✓ {valid.name}: contract honoured (test slice of {valid.test_rows} rows)",
+                    fg=typer.colors.GREEN)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    project: Annotated[str, typer.Argument(help="project folder name under projects/")],
+    register: Annotated[bool, typer.Option(
+        help="register a new model version; --no-register trains on the test slice "
+             "(TEST_ENV=True) and registers nothing")] = True,
+    data: Annotated[str | None, typer.Option(
+        help="train on this CSV/Parquet file or folder (local path or s3:// URI)")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-P", help="entry point parameter, name=value (repeatable)")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds before the job is stopped")] = 3600.0,
+) -> None:
+    """Train a project with the shared training entrypoint (as SageMaker would run it)."""
+    from mlops_control import local_training
+
+    settings = _settings()
+    params = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ControlCentreError(f"--param {item!r} is not name=value")
+        params[key] = value
+    uri = tracking_uri(settings)
+    started = time.monotonic()
+    result = local_training.run(settings, uri, local_training.LocalTrainingJob(
+        project=project, register=register, data_location=data, params=params,
+        timeout_s=timeout))
+    took = time.monotonic() - started
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(result["metrics"].items()))
+    versions = ", ".join(result["versions"]) or "none (not registered)"
+    typer.echo(f"trained {project} in {took:.1f}s: run {result['run_id']}, "
+               f"version {versions}; {metrics}")
+
+
+# --- serving and scoring ------------------------------------------------------------------
+@app.command()
+def serve(
+    model: Annotated[str, typer.Argument(help="<name>, <name>/latest or <name>/<version>")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5050,
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    workers: Annotated[int | None, typer.Option(help="worker processes (default: one per core)")]
+    = None,
+) -> None:
+    """Serve a registered model (blocking; Ctrl-C stops it)."""
+    from mlops_control import local_models
+    from mlops_control.registry import RegistryClient
+    from mlops_control.serving import server
+
+    settings = _settings()
+    client = RegistryClient.from_env(tracking_uri(settings))
+    name, version = local_models.resolve(client, model)
+    model_dir = local_models.download(client, settings.models_dir, name, version)
+    say(f"serving {name} version {version} on http://{host}:{port} "
+        "(POST /invocations, GET /ping; Ctrl-C stops)")
+    server.run(model_dir, host=host, port=port, workers=workers)
+
+
+@app.command()
+def predict(
+    port: Annotated[int, typer.Option(help="local endpoint port")] = 5050,
+    project: Annotated[str, typer.Option(help="project whose test slice is sent")]
+    = "test-project",
+    rows: Annotated[int, typer.Option(help="how many rows of the test slice to send")] = 5,
+) -> None:
+    """Send the project's test slice to a local endpoint and print the answer."""
+    import urllib.request
+
+    from mlops_control import contract
+
+    settings = _settings()
+    valid = contract.validate(settings.projects_dir / project)
+    X = valid.X_test.head(rows)
+    body = json.dumps({"dataframe_split": {"columns": list(X.columns),
+                                           "data": X.values.tolist()}}).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            typer.echo(response.read().decode())
+    except OSError as exc:
+        raise ControlCentreError(
+            f"no answer from http://127.0.0.1:{port}/invocations ({exc}); start an endpoint "
+            "with `make local-deployment`"
+        ) from None
+
+
+@app.command()
+def batch(
+    model: Annotated[str, typer.Argument(help="<name>, <name>/latest or <name>/<version>")],
+    input_csv: Annotated[Path, typer.Argument(help="CSV with the model's input columns")],
+    output_csv: Annotated[Path, typer.Argument(help="where to write the CSV with predictions")],
+) -> None:
+    """Score a CSV file with a registered model, writing the predictions as a new column."""
+    from mlops_control import batch as batch_mod
+    from mlops_control import local_models
+    from mlops_control.registry import RegistryClient
+
+    settings = _settings()
+    client = RegistryClient.from_env(tracking_uri(settings))
+    name, version = local_models.resolve(client, model)
+    model_dir = local_models.download(client, settings.models_dir, name, version)
+    report = batch_mod.score_csv(model_dir, input_csv, output_csv)
+    typer.echo(f"scored {report.rows} rows of {input_csv} with {name}/{version} "
+               f"in {report.seconds:.2f}s -> {output_csv}")
+
+
+# --- the local MLflow server --------------------------------------------------------------
+@server_app.command("start")
+def server_start() -> None:
+    """Start the local MLflow server in the background (idempotent)."""
+    from mlops_control.local_server import LocalMLflow
+
+    server = LocalMLflow(_settings())
+    was_running = server.running()
+    url = server.start()
+    typer.echo(f"MLflow {'was already running' if was_running else 'is running'} at {url} "
+               f"(UI and REST API); logs: {server.managed.log_file}")
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local MLflow server started by `mlops server start`."""
+    from mlops_control.local_server import LocalMLflow
+
+    stopped = LocalMLflow(_settings()).stop()
+    typer.echo("MLflow server stopped" if stopped else "no local MLflow server was running")
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Say whether the local MLflow server runs, and where."""
+    from mlops_control.local_server import LocalMLflow
+
+    server = LocalMLflow(_settings())
+    if server.running():
+        typer.echo(f"running at {server.url}")
+    else:
+        typer.echo("not running")
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ControlCentreError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

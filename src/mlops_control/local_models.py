@@ -1,0 +1,67 @@
+"""Registered model versions on this machine: ``name``, ``name/3`` or ``name/latest`` resolved
+through the registry and downloaded once into the state folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from mlops_control.errors import ControlCentreError, NotFound
+from mlops_control.registry import RegistryClient
+
+
+def parse_ref(ref: str) -> tuple[str, str]:
+    """``test-project`` / ``test-project/latest`` / ``test-project/3`` / ``models:/x/3``."""
+    ref = ref.removeprefix("models:/").strip("/")
+    name, _, version = ref.partition("/")
+    version = version or "latest"
+    if not name or not (version == "latest" or version.isdigit()):
+        raise ControlCentreError(
+            f"model {ref!r} is not of the form <name>, <name>/latest or <name>/<version>"
+        )
+    return name, version
+
+
+def resolve(client: RegistryClient, ref: str) -> tuple[str, str]:
+    name, version = parse_ref(ref)
+    if version != "latest":
+        client.get_model_version(name, version)  # raises NotFound with a clear message
+        return name, version
+    try:
+        versions = client.model_versions(name)
+    except NotFound:
+        versions = []
+    if not versions:
+        raise ControlCentreError(
+            f"no registered versions of {name!r}; train one with "
+            f"`make local-training project={name} register=True`"
+        )
+    return name, versions[-1].version
+
+
+def download(client: RegistryClient, models_dir: Path, name: str, version: str) -> Path:
+    """The model's folder (holding MLmodel), downloaded on first use. Registered versions are
+    immutable, so a completed download is reused as it is."""
+    target = models_dir / name / version
+    if (target / "MLmodel").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_TRACKING_URI", client.tracking_uri)
+    import mlflow.artifacts
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", dst_path=str(staging),
+            tracking_uri=client.tracking_uri,
+        )
+        if not (staging / "MLmodel").is_file():
+            raise ControlCentreError(f"model {name}/{version} has no MLmodel file")
+        # Rename into place so a half-finished download is never mistaken for a model.
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

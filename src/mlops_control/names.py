@@ -1,0 +1,100 @@
+"""Every name shared by the runtime, the Lambdas, the CDK app and the tests.
+
+One module so that a tag key, an environment variable or a construct id is spelled once.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+# --- Registry tags written by people (MLflow UI, CLI, CI) ---------------------------------
+TAG_DEPLOY = "deploy"
+"""``deploy=<stage>`` on a model version: make it the live version of ``<project>-<stage>``."""
+TAG_DEPRECATED = "deprecated"
+"""``deprecated=true``: the version may no longer serve."""
+
+# --- Registry tags written by the control centre (never by hand) --------------------------
+TAG_STATUS = "deployment.status"
+TAG_ENDPOINT = "deployment.endpoint"
+TAG_MESSAGE = "deployment.message"
+TAG_UPDATED_AT = "deployment.updated_at"
+
+TAG_LINEAGE_TRIGGER = "lineage.trigger"
+TAG_LINEAGE_DATA_LOCATION = "lineage.data_location"
+TAG_LINEAGE_DATA_VERSION = "lineage.data_version"
+TAG_LINEAGE_TRAINING_JOB = "lineage.training_job"
+TAG_LINEAGE_CODE_REVISION = "lineage.code_revision"
+TAG_PROMOTION = "lineage.promotion"
+"""Why the promotion gate did or did not tag a freshly trained version."""
+
+CONTROL_TAG_PREFIXES = ("deployment.", "lineage.")
+"""Tags under these prefixes are the control centre's own writes; events about them are ignored
+so that writing a status never triggers another round of work."""
+
+TRUE_VALUES = frozenset({"true", "1", "yes"})
+
+
+class Status(StrEnum):
+    """Values of ``deployment.status``."""
+
+    DEPLOYING = "deploying"
+    IN_SERVICE = "in_service"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    SUPERSEDED = "superseded"
+    RETIRED = "retired"
+
+
+class Trigger(StrEnum):
+    """Values of ``lineage.trigger``: what started a training run."""
+
+    MANUAL = "manual"
+    NEW_DATA = "new_data"
+    SCHEDULE = "schedule"
+
+
+# --- Naming rules -------------------------------------------------------------------------
+# Project names become registered-model names, folder names, endpoint names and S3 prefixes,
+# so they are held to the strictest of those: SageMaker endpoint names (63 chars, [a-zA-Z0-9-]).
+PROJECT_NAME_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,46}[a-z0-9])?$")
+STAGE_PATTERN = re.compile(r"^[a-z][a-z0-9]{0,14}$")
+
+
+def endpoint_name(project: str, stage: str) -> str:
+    """The endpoint that serves ``project`` at ``stage``: ``<project>-<stage>``."""
+    return f"{project}-{stage}"
+
+
+def metrics_dashboard(project: str) -> str:
+    return f"{project}_metrics"
+
+
+def stats_dashboard(project: str) -> str:
+    return f"{project}_stats"
+
+
+# --- Environment variables ----------------------------------------------------------------
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_TEST_ENV = "TEST_ENV"
+ENV_DATA_LOCATION = "MLOPS_DATA_LOCATION"
+ENV_ML_ROOT = "MLOPS_ML_ROOT"
+ENV_STATE_DIR = "MLOPS_STATE_DIR"
+ENV_PROJECTS_DIR = "MLOPS_PROJECTS_DIR"
+ENV_ENV_MANAGER = "MLOPS_ENV_MANAGER"
+ENV_WEBHOOK_SECRET = "MLOPS_WEBHOOK_SECRET"
+ENV_CODE_REVISION = "MLOPS_CODE_REVISION"
+ENV_TRIGGER = "MLOPS_TRIGGER"
+ENV_TRAINING_JOB = "MLOPS_TRAINING_JOB"
+
+# --- The SageMaker bring-your-own-container contract --------------------------------------
+DEFAULT_ML_ROOT = "/opt/ml"
+TRAINING_CHANNEL = "training"
+SERVING_PORT_IN_CONTAINER = 8080
+
+# --- Local defaults -----------------------------------------------------------------------
+DEFAULT_MLFLOW_PORT = 5000
+DEFAULT_RECEIVER_PORT = 5080
+STAGE_PORTS = {"production": 5050, "staging": 5051}
+"""Local endpoint ports per stage. Other stages get the next free port from 5052 upwards."""
+FIRST_EXTRA_STAGE_PORT = 5052

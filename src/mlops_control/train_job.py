@@ -1,0 +1,220 @@
+"""The ``train`` command of the shared image: one training job, SageMaker's contract.
+
+It reads which project to train and its parameters from ``hyperparameters.json``, validates
+the project against the model contract, runs the project's entry point in this very process
+(so the job costs little more than running train.py by hand), then tags the registered
+version with its lineage and copies the model to ``model/``. Any failure is written to
+``output/failure`` and the job exits non-zero; nothing half-done is registered by us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import runpy
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_control import contract, names
+from mlops_control.errors import ControlCentreError
+from mlops_control.sm_layout import MLRoot
+
+RESERVED_HYPERPARAMETERS = {
+    "project", "entry_point", "data_location", "data_version", "trigger", "training_job",
+    "code_revision",
+}
+SMOKE_TEST_ARTIFACT = "control/smoke_test.json"
+
+
+@dataclass
+class TrainingResult:
+    project: str
+    run_id: str
+    versions: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2)
+
+
+def projects_root() -> Path:
+    return Path(os.environ.get(names.ENV_PROJECTS_DIR, "projects")).resolve()
+
+
+def run(ml_root: MLRoot) -> TrainingResult:
+    started = time.monotonic()
+    hyper = ml_root.read_hyperparameters()
+    project_name = hyper.get("project")
+    if not project_name:
+        raise ControlCentreError(
+            f"{ml_root.hyperparameters_file} does not say which project to train: "
+            'add {"project": "<name>"}'
+        )
+    contract.check_name(project_name)
+    project_dir = projects_root() / project_name
+    if not project_dir.is_dir():
+        raise ControlCentreError(
+            f"no project {project_name!r} under {projects_root()}; "
+            f"known: {', '.join(sorted(p.name for p in projects_root().iterdir() if p.is_dir()))}"
+        )
+    entry_point_name = hyper.get("entry_point", "main")
+    params = {k: v for k, v in hyper.items() if k not in RESERVED_HYPERPARAMETERS}
+
+    channel = ml_root.channel()
+    if channel.exists() and any(channel.iterdir()):
+        os.environ[names.ENV_DATA_LOCATION] = str(channel)
+    data_location = hyper.get("data_location") or os.environ.get(names.ENV_DATA_LOCATION, "")
+
+    # Validation runs before anything touches the tracking server.
+    valid = contract.validate(project_dir)
+    entry_point = valid.spec.entry_point(entry_point_name)
+    argv = entry_point.argv(params)
+
+    test_env = os.environ.get(names.ENV_TEST_ENV, "").lower() == "true"
+    _progress(f"training {project_name} ({'test slice' if test_env else 'full data'}"
+              f"{', data from ' + data_location if data_location else ''})")
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(project_name)
+    experiment_id = (experiment.experiment_id if experiment
+                     else client.create_experiment(project_name))
+    lineage = {
+        names.TAG_LINEAGE_TRIGGER: hyper.get("trigger")
+        or os.environ.get(names.ENV_TRIGGER, names.Trigger.MANUAL),
+        names.TAG_LINEAGE_DATA_LOCATION: data_location or "bundled",
+        names.TAG_LINEAGE_DATA_VERSION: hyper.get("data_version", ""),
+        names.TAG_LINEAGE_TRAINING_JOB: hyper.get("training_job")
+        or os.environ.get("TRAINING_JOB_NAME")
+        or os.environ.get(names.ENV_TRAINING_JOB, "local"),
+        names.TAG_LINEAGE_CODE_REVISION: hyper.get("code_revision")
+        or os.environ.get(names.ENV_CODE_REVISION, "unknown"),
+    }
+    lineage = {k: v for k, v in lineage.items() if v}
+    run_obj = client.create_run(
+        experiment_id, tags={**lineage, "mlflow.source.name": str(project_dir),
+                             "mlflow.project.entryPoint": entry_point_name},
+    )
+    run_id = run_obj.info.run_id
+    client.log_dict(run_id, _smoke_test_payload(valid), SMOKE_TEST_ARTIFACT)
+
+    try:
+        with _run_context(run_id, project_dir, project_name):
+            _run_entry_point(argv, project_dir)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, "FAILED")
+        raise
+
+    finished = client.get_run(run_id)
+    if finished.info.status == "RUNNING":
+        client.set_terminated(run_id, "FINISHED")
+    result = TrainingResult(project=project_name, run_id=run_id,
+                            metrics=dict(finished.data.metrics))
+    versions = client.search_model_versions(f"run_id='{run_id}'")
+    for version in versions:
+        for key, value in lineage.items():
+            client.set_model_version_tag(project_name, version.version, key, value)
+        result.versions.append(str(version.version))
+    _export_model(mlflow, run_id, experiment_id, ml_root.model_dir)
+    result.seconds = round(time.monotonic() - started, 3)
+    (ml_root.output_dir / "result.json").parent.mkdir(parents=True, exist_ok=True)
+    (ml_root.output_dir / "result.json").write_text(result.to_json())
+    if result.versions:
+        _progress(f"registered {project_name} version {', '.join(result.versions)}"
+                  f" (run {run_id})")
+    else:
+        _progress(f"trained {project_name} without registering (run {run_id})")
+    return result
+
+
+def _smoke_test_payload(valid: contract.ValidProject) -> dict[str, Any]:
+    """The contract's test slice in MLflow's ``dataframe_split`` form, kept with the run so a
+    deployment anywhere (a Lambda cannot import pandas) can smoke-test the endpoint."""
+    X = valid.X_test
+    if hasattr(X, "to_dict"):
+        split = X.to_dict(orient="split")
+        split.pop("index", None)
+        return {"dataframe_split": split}
+    return {"instances": [list(map(_plain, row)) for row in X]}
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+@contextlib.contextmanager
+def _run_context(run_id: str, project_dir: Path, project: str) -> Iterator[None]:
+    """What ``mlflow run`` gives an entry point: the run id, the experiment, the project
+    folder as working directory and first import path."""
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME")}
+    saved_cwd, saved_path, saved_argv = os.getcwd(), list(sys.path), list(sys.argv)
+    os.environ["MLFLOW_RUN_ID"] = run_id
+    os.environ["MLFLOW_EXPERIMENT_NAME"] = project
+    os.chdir(project_dir)
+    try:
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+        sys.argv[:] = saved_argv
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _run_entry_point(argv: list[str], project_dir: Path) -> None:
+    if len(argv) >= 2 and Path(argv[0]).name.startswith("python") and argv[1].endswith(".py"):
+        script = project_dir / argv[1]
+        sys.argv[:] = [str(script), *argv[2:]]
+        sys.path.insert(0, str(project_dir))
+        # Modules the project imports by plain name (``from data import get_data``) must be
+        # the project's own, not a previous project's left in the module cache.
+        for local in [p.stem for p in project_dir.glob("*.py")]:
+            sys.modules.pop(local, None)
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                raise ControlCentreError(f"{argv[1]} exited with status {exc.code}") from None
+        return
+    completed = subprocess.run(argv, cwd=project_dir, check=False)
+    if completed.returncode != 0:
+        raise ControlCentreError(f"{' '.join(argv)} exited with status {completed.returncode}")
+
+
+def _export_model(mlflow: Any, run_id: str, experiment_id: str, model_dir: Path) -> None:
+    """Copy the run's logged model to ``model/``: SageMaker uploads it as the job's output."""
+    models = mlflow.search_logged_models(
+        experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'",
+        output_format="list",
+    )
+    if not models:
+        raise ControlCentreError(
+            "the entry point finished without logging a model; log one with "
+            "mlflow.<flavor>.log_model(...)"
+        )
+    model_dir.mkdir(parents=True, exist_ok=True)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=models[0].artifact_location)
+    for item in Path(local).iterdir():
+        target = model_dir / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
+
+
+def _progress(message: str) -> None:
+    print(f"[train] {message}", file=sys.stderr, flush=True)
