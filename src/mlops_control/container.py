@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("train", help="run the training job described by "
                    "<root>/input/config/hyperparameters.json")
     serve = sub.add_parser("serve", help="serve <root>/model on GET /ping, POST /invocations")
-    serve.add_argument("--host", default=os.environ.get("MLOPS_SERVE_HOST", "0.0.0.0"))  # noqa: S104 - in a container
+    serve.add_argument("--host", default=os.environ.get("MLOPS_SERVE_HOST", "0.0.0.0"))
     serve.add_argument("--port", type=int,
                        default=int(os.environ.get("SAGEMAKER_BIND_TO_PORT",
                                                   names.SERVING_PORT_IN_CONTAINER)))

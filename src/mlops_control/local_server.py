@@ -10,7 +10,6 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from mlops_control import procs
 from mlops_control.settings import Settings

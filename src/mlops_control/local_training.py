@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ def run(settings: Settings, tracking_uri: str, job: LocalTrainingJob,
     return result
 
 
-def _lines(proc: subprocess.Popen[bytes], deadline: float):  # type: ignore[no-untyped-def]
+def _lines(proc: subprocess.Popen[bytes], deadline: float) -> Iterator[bytes]:
     import selectors
 
     assert proc.stdout is not None

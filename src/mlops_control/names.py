@@ -98,3 +98,7 @@ DEFAULT_RECEIVER_PORT = 5080
 STAGE_PORTS = {"production": 5050, "staging": 5051}
 """Local endpoint ports per stage. Other stages get the next free port from 5052 upwards."""
 FIRST_EXTRA_STAGE_PORT = 5052
+
+# --- Artifacts the training job stores with each run --------------------------------------
+SMOKE_TEST_ARTIFACT = "control/smoke_test.json"
+"""The contract's test slice as an MLflow scoring request: what deployments smoke-test with."""

@@ -7,6 +7,7 @@ there), and so does the local runtime, so that both run the very same workflow s
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import time
@@ -155,11 +156,9 @@ class RegistryClient:
                      body={"name": name, "version": version, "key": key, "value": value})
 
     def delete_tag(self, name: str, version: str, key: str) -> None:
-        try:
+        with contextlib.suppress(NotFound):
             self.request("DELETE", "/api/2.0/mlflow/model-versions/delete-tag",
                          body={"name": name, "version": version, "key": key})
-        except NotFound:
-            pass
 
     def download_uri(self, name: str, version: str) -> str:
         raw = self.request("GET", "/api/2.0/mlflow/model-versions/get-download-uri",
@@ -168,7 +167,8 @@ class RegistryClient:
 
     # --- runs and artifacts ---------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any]:
-        return dict(self.request("GET", "/api/2.0/mlflow/runs/get", query={"run_id": run_id})["run"])
+        raw = self.request("GET", "/api/2.0/mlflow/runs/get", query={"run_id": run_id})
+        return dict(raw["run"])
 
     def run_artifact(self, run_id: str, path: str) -> bytes:
         """Bytes of one artifact of a run, through the server (works for any artifact store

@@ -25,12 +25,12 @@ from typing import Any
 from mlops_control import contract, names
 from mlops_control.errors import ControlCentreError
 from mlops_control.sm_layout import MLRoot
+from mlops_control.steps import promotion
 
 RESERVED_HYPERPARAMETERS = {
     "project", "entry_point", "data_location", "data_version", "trigger", "training_job",
     "code_revision",
 }
-SMOKE_TEST_ARTIFACT = "control/smoke_test.json"
 
 
 @dataclass
@@ -40,6 +40,7 @@ class TrainingResult:
     versions: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    promotion: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -106,7 +107,7 @@ def run(ml_root: MLRoot) -> TrainingResult:
                              "mlflow.project.entryPoint": entry_point_name},
     )
     run_id = run_obj.info.run_id
-    client.log_dict(run_id, _smoke_test_payload(valid), SMOKE_TEST_ARTIFACT)
+    client.log_dict(run_id, _smoke_test_payload(valid), names.SMOKE_TEST_ARTIFACT)
 
     try:
         with _run_context(run_id, project_dir, project_name):
@@ -126,6 +127,7 @@ def run(ml_root: MLRoot) -> TrainingResult:
         for key, value in lineage.items():
             client.set_model_version_tag(project_name, version.version, key, value)
         result.versions.append(str(version.version))
+    _promote(client, project_dir, project_name, result)
     _export_model(mlflow, run_id, experiment_id, ml_root.model_dir)
     result.seconds = round(time.monotonic() - started, 3)
     (ml_root.output_dir / "result.json").parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +138,20 @@ def run(ml_root: MLRoot) -> TrainingResult:
     else:
         _progress(f"trained {project_name} without registering (run {run_id})")
     return result
+
+
+def _promote(client: Any, project_dir: Path, project: str, result: TrainingResult) -> None:
+    """Run the project's promotion gate, if it has one, on each version just registered."""
+    gate = promotion.load(project_dir)
+    if gate is None or not result.versions:
+        return
+    decision = promotion.evaluate(gate, result.metrics)
+    for version in result.versions:
+        client.set_model_version_tag(project, version, names.TAG_PROMOTION, decision.reason)
+        if decision.promote:
+            client.set_model_version_tag(project, version, names.TAG_DEPLOY, decision.stage)
+    result.promotion = decision.reason
+    _progress(f"promotion gate: {decision.reason}")
 
 
 def _smoke_test_payload(valid: contract.ValidProject) -> dict[str, Any]:
