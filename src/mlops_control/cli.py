@@ -181,6 +181,118 @@ def batch(
                f"in {report.seconds:.2f}s -> {output_csv}")
 
 
+# --- the control plane ----------------------------------------------------------------------
+@app.command()
+def up(
+    reconcile_every: Annotated[float, typer.Option(help="seconds between full reconciles")]
+    = 30.0,
+) -> None:
+    """Run the local control centre in the foreground (Ctrl-C stops everything it started).
+
+    MLflow server, webhook receiver, inbox watcher, reconciler and the endpoints: tag a model
+    version deploy=production in the MLflow UI and it serves on 127.0.0.1:5050.
+    """
+    import signal
+    import threading
+
+    from mlops_control import logs
+    from mlops_control.control_centre import ControlCentre
+    from mlops_control.local_server import LocalMLflow
+
+    logs.setup()
+    settings = _settings()
+    server = LocalMLflow(settings)
+    started_server = not settings.tracking_uri and not server.running()
+    uri = tracking_uri(settings)
+    centre = ControlCentre(settings, uri, reconcile_interval_s=reconcile_every)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        centre.start()
+        ports = ", ".join(f"{s} on :{centre.backend.ports.port('<project>', s)}"
+                          for s in sorted(centre.stages, key=lambda x: x != "production"))
+        say(f"control centre up. MLflow UI: {uri}  |  webhooks: {centre.receiver.url}  |  "
+            f"inbox: {settings.inbox_dir}/<project>/  |  status: "
+            f"http://127.0.0.1:{centre.receiver.port}/status")
+        say(f"endpoints (first project): {ports}. Ctrl-C stops everything.")
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        say("stopping the control centre and its endpoints ...")
+        centre.stop()
+        if started_server:
+            server.stop()
+
+
+webhook_app = typer.Typer(help="The control centre's webhook on the MLflow server.",
+                          no_args_is_help=True)
+app.add_typer(webhook_app, name="webhook")
+
+
+@webhook_app.command("register")
+def webhook_register(
+    url: Annotated[str | None, typer.Option(
+        help="where MLflow should deliver events (default: the local receiver)")] = None,
+) -> None:
+    """Register (or update) the control centre's webhook on the MLflow server, idempotently.
+
+    The secret comes from MLOPS_WEBHOOK_SECRET, or from the state folder; it is never printed.
+    """
+    from mlops_control import webhooks
+    from mlops_control.registry import RegistryClient
+
+    settings = _settings()
+    client = RegistryClient.from_env(tracking_uri(settings))
+    target = url or f"http://127.0.0.1:{settings.receiver_port}/webhooks/mlflow"
+    registration = webhooks.ensure(client, target, webhooks.local_secret(settings.secrets_dir))
+    verb = "created" if registration.created else "updated"
+    typer.echo(f"webhook {registration.webhook_id} {verb}: {client.tracking_uri} -> {target}")
+
+
+@app.command()
+def deploy(
+    model: Annotated[str, typer.Argument(help="<name>/<version> (or <name>/latest)")],
+    stage: Annotated[str, typer.Option(help="stage to serve at")] = "production",
+) -> None:
+    """Tag a version deploy=<stage> (what you would do in the MLflow UI)."""
+    _set_tag(model, "deploy", stage)
+
+
+@app.command()
+def deprecate(
+    model: Annotated[str, typer.Argument(help="<name>/<version>")],
+) -> None:
+    """Tag a version deprecated=true: it may no longer serve (a live one is rolled back)."""
+    _set_tag(model, "deprecated", "true")
+
+
+def _set_tag(model: str, key: str, value: str) -> None:
+    from mlops_control import local_models
+    from mlops_control.registry import RegistryClient
+
+    settings = _settings()
+    client = RegistryClient.from_env(tracking_uri(settings, start=False))
+    name, version = local_models.resolve(client, model)
+    client.set_tag(name, version, key, value)
+    typer.echo(f"{name} version {version}: {key}={value}")
+
+
+@app.command()
+def status(
+    model: Annotated[str, typer.Argument(help="registered model name")] = "test-project",
+) -> None:
+    """Print every version of a model with its control tags."""
+    from mlops_control.registry import RegistryClient
+
+    settings = _settings()
+    client = RegistryClient.from_env(tracking_uri(settings, start=False))
+    from mlops_control.registry_view import format_versions
+
+    typer.echo(format_versions(client.model_versions(model)))
+
+
 # --- the local MLflow server --------------------------------------------------------------
 @server_app.command("start")
 def server_start() -> None:

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from mlops_control import names
 from mlops_control.errors import ControlCentreError
@@ -34,10 +35,12 @@ def _train(ml_root: MLRoot) -> int:
     return 0
 
 
-def _serve(ml_root: MLRoot, host: str, port: int, workers: int | None) -> int:
+def _serve(ml_root: MLRoot, host: str, port: int, workers: int | None,
+           control_socket: Path | None) -> int:
     from mlops_control.serving import server
 
-    server.run(ml_root.model_dir, host=host, port=port, workers=workers)
+    server.run(ml_root.model_dir, host=host, port=port, workers=workers,
+               control_socket=control_socket)
     return 0
 
 
@@ -56,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
                                                   names.SERVING_PORT_IN_CONTAINER)))
     serve.add_argument("--workers", type=int, default=None,
                        help="worker processes (default: one per core)")
+    serve.add_argument("--control-socket", type=Path, default=None,
+                       help="unix socket through which the local control centre switches "
+                       "the model without downtime (not used on SageMaker)")
     args = parser.parse_args(argv)
     ml_root = MLRoot.from_env()
     if args.command == "train":
         return _train(ml_root)
-    return _serve(ml_root, args.host, args.port, args.workers)
+    return _serve(ml_root, args.host, args.port, args.workers, args.control_socket)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Implementations of :class:`mlops_control.steps.backend.Backend`: local processes, SageMaker."""

@@ -1,0 +1,134 @@
+"""The local control centre's HTTP entry point on 127.0.0.1: MLflow webhooks, status, health.
+
+Small on purpose (the standard library's threaded server): a few requests a minute, each
+answered fast; the work they start runs on the control centre's own threads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from mlops_control import events
+from mlops_control.dedupe import SeenDeliveries
+from mlops_control.errors import EventError
+
+logger = logging.getLogger("mlops_control.receiver")
+
+WEBHOOK_PATH = "/webhooks/mlflow"
+MAX_BODY = events.MAX_WEBHOOK_BYTES
+
+
+class Receiver:
+    def __init__(self, host: str, port: int, secret: str, seen: SeenDeliveries,
+                 on_event: Callable[[events.RegistryEvent], None],
+                 status: Callable[[], dict[str, Any]],
+                 pages: dict[str, Callable[[str], tuple[int, str, bytes]]] | None = None) -> None:
+        self.secret = secret
+        self.seen = seen
+        self.on_event = on_event
+        self.status = status
+        self.pages = pages or {}
+        self.counts = {"accepted": 0, "duplicate": 0, "ignored": 0, "rejected": 0}
+        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.serve_forever, name="receiver",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def handle_webhook(self, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, Any]]:
+        """Verify, deduplicate, parse and hand over one delivery; the HTTP answer."""
+        try:
+            delivery_id = events.verify_webhook(headers, body, self.secret)
+            event = events.parse_webhook(delivery_id, body)
+        except EventError as exc:
+            self.counts["rejected"] += 1
+            logger.warning("webhook rejected", extra={"status": exc.status, "reason": exc.reason})
+            return exc.status, {"error": exc.reason}
+        if not self.seen.first_time(delivery_id):
+            self.counts["duplicate"] += 1
+            logger.info("duplicate delivery ignored", extra={"delivery_id": delivery_id})
+            return 200, {"ignored": "duplicate delivery"}
+        if not event.is_actionable:
+            self.counts["ignored"] += 1
+            return 200, {"ignored": f"{event.event} {event.key or ''}".strip()}
+        self.counts["accepted"] += 1
+        logger.info("webhook accepted", extra={"event": event.event, "model": event.model,
+                                               "version": event.version, "key": event.key,
+                                               "value": event.value})
+        self.on_event(event)
+        return 202, {"accepted": event.event, "model": event.model}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "mlops-control-centre"
+            sys_version = ""
+
+            def log_message(self, format: str, *args: Any) -> None:
+                logger.debug("http", extra={"request": format % args})
+
+            def _send(self, status: int, payload: dict[str, Any] | bytes,
+                      content_type: str = "application/json") -> None:
+                body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                if self.path.split("?")[0] != WEBHOOK_PATH:
+                    self._send(404, {"error": f"no such path; webhooks go to {WEBHOOK_PATH}"})
+                    return
+                length_header = self.headers.get("Content-Length")
+                if length_header is None or not length_header.isdigit():
+                    self._send(411, {"error": "Content-Length required"})
+                    return
+                length = int(length_header)
+                if length > MAX_BODY:
+                    # Refused before reading: an oversized body never reaches memory.
+                    receiver.counts["rejected"] += 1
+                    logger.warning("webhook rejected", extra={"status": 413, "bytes": length})
+                    self.close_connection = True
+                    self._send(413, {"error": f"body over {MAX_BODY} bytes"})
+                    return
+                body = self.rfile.read(length)
+                status, payload = receiver.handle_webhook(dict(self.headers.items()), body)
+                self._send(status, payload)
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/healthz":
+                    self._send(200, {"ok": True})
+                elif path == "/status":
+                    self._send(200, receiver.status())
+                else:
+                    for prefix, page in receiver.pages.items():
+                        if path.startswith(prefix):
+                            status, content_type, body = page(path)
+                            self._send(status, body, content_type)
+                            return
+                    self._send(404, {"error": "no such page"})
+
+        return Handler
