@@ -57,9 +57,10 @@ class LocalMLflow:
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": self.encryption_key(),
-            # MLflow caches the webhook list for 60 s by default: a webhook registered just
-            # after start-up would miss the first minute of events.
-            "MLFLOW_WEBHOOK_CACHE_TTL": "2",
+            # MLflow caches the webhook list for 60 s by default: a webhook registered (or
+            # re-pointed) while the server runs would miss events for up to a minute. Locally
+            # one small query per registry write costs nothing.
+            "MLFLOW_WEBHOOK_CACHE_TTL": "0",
             # The job runner forks seven processes we do not use.
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         })
