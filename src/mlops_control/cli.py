@@ -181,6 +181,18 @@ def batch(
                f"in {report.seconds:.2f}s -> {output_csv}")
 
 
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="leave everything running at the end")]
+    = False,
+) -> None:
+    """Run the whole model life cycle on this machine: train, register, deploy, predict,
+    retrain, roll back, retire; printing each step and the registry tags after it."""
+    from mlops_control.demo import Demo
+
+    Demo(_settings(), keep=keep).run()
+
+
 # --- the control plane ----------------------------------------------------------------------
 @app.command()
 def up(
