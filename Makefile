@@ -72,3 +72,15 @@ mlflow-server: venv ## Start the local MLflow server (SQLite, 127.0.0.1:5000) in
 .PHONY: mlflow-server-rm
 mlflow-server-rm: venv ## Stop the local MLflow server started by make mlflow-server. Example: make mlflow-server-rm
 	@$(MLOPS) server stop
+
+.PHONY: up
+up: venv ## Run the local control centre in the foreground: tag versions in the MLflow UI to deploy. Example: make up
+	@$(MLOPS) up
+
+.PHONY: webhook-register
+webhook-register: venv ## Register (or update) the control centre's webhook on the MLflow server. Example: make webhook-register
+	@$(MLOPS) webhook register
+
+.PHONY: test-soak
+test-soak: venv ## Run the long load and fault soaks as well. Example: make test-soak
+	@$(BIN)/pytest -m soak $(PYTEST_ARGS)

@@ -121,8 +121,8 @@ class Demo:
         shutil.rmtree(state, ignore_errors=True)
         for port, what in ((self.settings.mlflow_port, "MLflow"),
                            (self.settings.receiver_port, "the webhook receiver"),
-                           (names.STAGE_PORTS["production"], "the production endpoint"),
-                           (names.STAGE_PORTS["staging"], "the staging endpoint")):
+                           (self.settings.endpoint_base_port, "the production endpoint"),
+                           (self.settings.endpoint_base_port + 1, "the staging endpoint")):
             if procs.port_in_use(port):
                 raise typer.Exit(_fail(
                     f"port {port} (for {what}) is in use; stop `make up` or whatever holds it"))

@@ -29,6 +29,8 @@ class Settings:
     ``virtualenv`` (from its python_env.yaml) or ``conda`` (from its conda.yaml)."""
     mlflow_port: int
     receiver_port: int
+    endpoint_base_port: int = names.STAGE_PORTS["production"]
+    """Port of the first project's production endpoint; the others follow it (see ports.py)."""
 
     @property
     def mlflow_dir(self) -> Path:
@@ -78,4 +80,5 @@ def load() -> Settings:
         env_manager=env_manager,
         mlflow_port=_int("MLOPS_MLFLOW_PORT", names.DEFAULT_MLFLOW_PORT),
         receiver_port=_int("MLOPS_RECEIVER_PORT", names.DEFAULT_RECEIVER_PORT),
+        endpoint_base_port=_int("MLOPS_ENDPOINT_PORT", names.STAGE_PORTS["production"]),
     )

@@ -53,7 +53,7 @@ class LocalBackend:
         self.settings = settings
         self.registry = registry
         self.workers = workers
-        self.ports = PortBook(settings.run_dir / "ports.json")
+        self.ports = PortBook(settings.run_dir / "ports.json", base=settings.endpoint_base_port)
         self.records_dir = settings.run_dir / "endpoints"
         self._lock = threading.RLock()
 

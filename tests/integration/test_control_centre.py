@@ -1,0 +1,290 @@
+"""The control centre for real: tags set in MLflow drive deployments, rollbacks and
+retirements of real local endpoints, and the registry tells what happened."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from mlops_control import names, procs
+from mlops_control.control_centre import ControlCentre
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+STAGES = frozenset({"staging", "production"})
+
+
+def free_block(size: int = 40) -> int:
+    """A base port with ``size`` free ports above it."""
+    for _ in range(50):
+        base = procs.free_port()
+        if base + size < 65000 and not any(procs.port_in_use(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no free block of ports")
+
+
+@pytest.fixture(scope="module")
+def centre(mlflow_server, tmp_path_factory):
+    settings = make_settings(tmp_path_factory.mktemp("centre"), endpoint_base_port=free_block())
+    cc = ControlCentre(settings, mlflow_server.url, stages=STAGES, reconcile_interval_s=3600,
+                       serving_workers=1, receiver_port=0)
+    cc.start()
+    yield cc
+    cc.stop()
+
+
+@pytest.fixture
+def model(mlflow_server, trained):
+    """A fresh registered model per test, whose versions are copies of test-project v1's."""
+    name = f"cc-{uuid.uuid4().hex[:8]}"
+    source = mlflow_server.client.get_model_version("test-project", trained["versions"][0])
+    return Registered(mlflow_server, name, source)
+
+
+class Registered:
+    def __init__(self, server, name, source) -> None:
+        self.server, self.name, self.source = server, name, source
+        self.client = server.client
+
+    def new_version(self, source: str | None = None, run_id: str | None = None) -> str:
+        import mlflow
+
+        client = mlflow.MlflowClient(self.server.url)
+        if self.name not in self.client.registered_model_names():
+            client.create_registered_model(self.name)
+        mv = client.create_model_version(self.name, source or self.source.source,
+                                         run_id=run_id or self.source.run_id)
+        return str(mv.version)
+
+    def tag(self, version: str, key: str, value: str) -> None:
+        self.client.set_tag(self.name, version, key, value)
+
+    def tags(self, version: str) -> dict[str, str]:
+        return self.client.get_model_version(self.name, version).tags
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def version_at(centre: ControlCentre, project: str, stage: str) -> str | None:
+    try:
+        with urllib.request.urlopen(centre.backend.url(project, stage) + "/version", timeout=2) as r:
+            return str(json.loads(r.read())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def has_status(m: Registered, version: str, status: str) -> Callable[[], bool]:
+    return lambda: m.tags(version).get(names.TAG_STATUS) == status
+
+
+def test_tagging_deploy_production_makes_the_version_serve(centre, model):
+    v1 = model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    tags = model.tags(v1)
+    assert tags[names.TAG_ENDPOINT] == f"{model.name}-production"
+    assert tags[names.TAG_MESSAGE].startswith(f"serving at {model.name}-production")
+    assert version_at(centre, model.name, "production") == v1
+
+
+def test_a_newer_version_supersedes_and_an_older_tag_rolls_back(centre, model):
+    v1, v2 = model.new_version(), model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    model.tag(v2, "deploy", "production")
+    wait_until(has_status(model, v1, "superseded"), "v1 superseded")
+    assert version_at(centre, model.name, "production") == v2
+    assert "deploy" not in model.tags(v1)
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v2, "rolled_back"), "v2 rolled back")
+    assert version_at(centre, model.name, "production") == v1
+    assert model.tags(v1)[names.TAG_STATUS] == "in_service"
+
+
+def test_deprecating_the_live_version_rolls_back_then_retires(centre, model):
+    v1, v2 = model.new_version(), model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    model.tag(v2, "deploy", "production")
+    wait_until(has_status(model, v1, "superseded"), "v1 superseded")
+    model.tag(v2, "deprecated", "true")
+    wait_until(has_status(model, v2, "retired"), "v2 retired")
+    assert version_at(centre, model.name, "production") == v1
+    assert model.tags(v1)["deploy"] == "production"
+    model.tag(v1, "deprecated", "true")
+    wait_until(has_status(model, v1, "retired"), "v1 retired")
+    wait_until(lambda: version_at(centre, model.name, "production") is None, "endpoint gone")
+    assert "no earlier good version" in model.tags(v1)[names.TAG_MESSAGE]
+
+
+def test_a_deploy_tag_on_a_deprecated_version_is_refused_in_the_tags(centre, model):
+    v1 = model.new_version()
+    model.tag(v1, "deprecated", "true")
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "failed"), "refusal recorded")
+    assert "deprecated" in model.tags(v1)[names.TAG_MESSAGE]
+    assert "deploy" not in model.tags(v1)
+    assert version_at(centre, model.name, "production") is None
+
+
+def pyfunc_version(model: Registered, tmp_path, behaviour: str) -> str:
+    """A version whose model misbehaves: 'load' raises when loaded, 'predict' answers with
+    the wrong number of rows."""
+    import mlflow
+    import pandas as pd
+
+    code = tmp_path / f"bad_{behaviour}.py"
+    code.write_text(
+        "import mlflow.pyfunc\n"
+        "class Bad(mlflow.pyfunc.PythonModel):\n"
+        "    def load_context(self, context):\n"
+        f"        if {behaviour == 'load'!r}:\n"
+        "            raise RuntimeError('weights file is corrupt')\n"
+        "    def predict(self, context, model_input, params=None):\n"
+        "        return [0]\n"
+        "set_model = mlflow.models.set_model(Bad())\n")
+    mlflow.set_tracking_uri(model.server.url)
+    example = pd.DataFrame({"mean_radius": [1.0, 2.0, 3.0]})
+    with mlflow.start_run() as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(code),
+                                       input_example=example, pip_requirements=["pandas"])
+    return model.new_version(source=info.model_uri, run_id=run.info.run_id)
+
+
+@pytest.mark.parametrize("behaviour, reason", [("load", "did not start"),
+                                                ("predict", "smoke test")])
+def test_a_broken_version_fails_and_the_live_one_keeps_serving(centre, model, tmp_path,
+                                                               behaviour, reason):
+    v1 = model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    bad = pyfunc_version(model, tmp_path, behaviour)
+    model.tag(bad, "deploy", "production")
+    wait_until(has_status(model, bad, "failed"), "failure recorded")
+    message = model.tags(bad)[names.TAG_MESSAGE]
+    assert reason in message and f"version {v1} keeps serving" in message
+    assert "deploy" not in model.tags(bad)
+    assert version_at(centre, model.name, "production") == v1
+    assert model.tags(v1)[names.TAG_STATUS] == "in_service"
+
+
+class Load:
+    """Clients posting single rows as fast as they can; every answer is checked."""
+
+    def __init__(self, url: str, body: bytes, clients: int = 4) -> None:
+        self.url, self.body = url, body
+        self.ok = 0
+        self.failures: list[str] = []
+        self.versions: set[str] = set()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
+        self._lock = threading.Lock()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            request = urllib.request.Request(self.url, data=self.body,
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    answer = json.loads(response.read())
+                    with self._lock:
+                        self.ok += 1 if len(answer["predictions"]) == 1 else 0
+            except (OSError, ValueError, KeyError) as exc:
+                with self._lock:
+                    self.failures.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def test_switching_versions_under_load_fails_no_request(centre, model, trained, mlflow_server):
+    v1, v2 = model.new_version(), model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    smoke = json.loads(mlflow_server.client.run_artifact(model.source.run_id,
+                                                         names.SMOKE_TEST_ARTIFACT))
+    split = smoke["dataframe_split"]
+    body = json.dumps({"dataframe_split": {"columns": split["columns"],
+                                           "data": split["data"][:1]}}).encode()
+    url = centre.backend.url(model.name, "production") + "/invocations"
+    with Load(url, body) as load:
+        time.sleep(1)
+        model.tag(v2, "deploy", "production")
+        wait_until(has_status(model, v2, "in_service"), "v2 in service")
+        model.tag(v1, "deploy", "production")
+        wait_until(has_status(model, v1, "in_service"), "v1 back in service")
+        time.sleep(1)
+    assert load.failures == []
+    assert load.ok > 50
+
+
+def test_a_lost_webhook_is_made_good_by_the_reconciler(centre, model):
+    v1 = model.new_version()
+    # Tag it behind the control centre's back: no webhook reaches it for this change.
+    from mlops_control import webhooks
+
+    webhooks.ensure(model.client, "http://127.0.0.1:9/nowhere", "x")
+    try:
+        model.tag(v1, "deploy", "staging")
+        time.sleep(1.5)
+        assert version_at(centre, model.name, "staging") is None
+    finally:
+        webhooks.ensure(model.client, centre.receiver.url,
+                        webhooks.local_secret(centre.settings.secrets_dir))
+    centre.request_all("periodic")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service after reconcile")
+    assert version_at(centre, model.name, "staging") == v1
+
+
+def test_an_endpoint_killed_is_restored_by_the_watchdog(centre, model):
+    v1 = model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    endpoint = f"{model.name}-production"
+    pid = centre.backend._managed(endpoint).pid()
+    procs.stop_group(pid, timeout=5)
+    wait_until(lambda: version_at(centre, model.name, "production") is None, "endpoint down")
+    wait_until(lambda: version_at(centre, model.name, "production") == v1, "endpoint back")
+    assert model.tags(v1)[names.TAG_STATUS] == "in_service"
+
+
+def test_a_restarted_control_centre_brings_the_endpoints_back(mlflow_server, model, tmp_path):
+    settings = make_settings(tmp_path / "state", endpoint_base_port=free_block())
+    first = ControlCentre(settings, mlflow_server.url, stages=STAGES, reconcile_interval_s=3600,
+                          serving_workers=1, receiver_port=0)
+    first.start()
+    try:
+        v1 = model.new_version()
+        model.tag(v1, "deploy", "production")
+        wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    finally:
+        first.stop()
+    assert version_at(first, model.name, "production") is None
+    second = ControlCentre(settings, mlflow_server.url, stages=STAGES,
+                           reconcile_interval_s=3600, serving_workers=1, receiver_port=0)
+    second.start()
+    try:
+        wait_until(lambda: version_at(second, model.name, "production") == v1, "endpoint back")
+    finally:
+        second.stop()
