@@ -19,12 +19,14 @@ def record(registry: RegistryClient, project: str, version: str, status: str,
            endpoint: str | None, message: str, clock: Callable[[], str] = now_iso) -> None:
     """Set ``deployment.status/endpoint/message/updated_at`` on one version.
 
-    ``updated_at`` is written last: readers treat it as the moment the record is complete.
+    MLflow sets one tag per request, so the order matters to whoever watches: the endpoint and
+    the message go first, so that anyone who sees the new status also sees why; ``updated_at``
+    goes last and marks the record complete.
     """
-    registry.set_tag(project, version, names.TAG_STATUS, str(status))
     if endpoint is not None:
         registry.set_tag(project, version, names.TAG_ENDPOINT, endpoint)
     registry.set_tag(project, version, names.TAG_MESSAGE, message[:MAX_MESSAGE])
+    registry.set_tag(project, version, names.TAG_STATUS, str(status))
     registry.set_tag(project, version, names.TAG_UPDATED_AT, clock())
 
 
