@@ -194,6 +194,15 @@ def finish(event: FinishEvent, context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 @event_parser(model=RetireEvent)
+def retire_plan(event: RetireEvent, context: LambdaContext) -> dict[str, Any]:
+    return sm.retire_requests(event.request.project, event.request.stage)
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=RetireEvent)
 def retire_finish(event: RetireEvent, context: LambdaContext) -> dict[str, Any]:
     env = get_environment(GlueEnv)
     registry = _registry()
