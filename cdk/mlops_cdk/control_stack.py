@@ -9,6 +9,7 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from mlops_cdk import nag
 from mlops_cdk.event_intake import EventIntake
 from mlops_cdk.lambda_factory import LambdaFactory, _retention
 from mlops_cdk.notifications import Notifications
@@ -19,6 +20,10 @@ from mlops_cdk.storage import Storage
 from mlops_cdk.workflows import Workflows
 from mlops_control import names
 from mlops_control.backends.sagemaker import AlarmConfig, SageMakerConfig, StageConfig
+
+
+ARTIFACT_BUCKET_EXPORT = "MlopsControl-ArtifactBucketArn"
+"""Named so the MLflow stack's policy (and its cdk-nag acknowledgement) can spell it."""
 
 
 class ControlStack(Stack):
@@ -39,8 +44,10 @@ class ControlStack(Stack):
         # one), or an existing server's secret looked up by name.
         self.mlflow_auth: secretsmanager.ISecret | None = None
         if settings.mlflow.deploy:
+            # The AWS managed key, not ours: the MLflow stack reads this secret, and a grant on
+            # our key would make the two stacks depend on each other.
             self.mlflow_auth = secretsmanager.Secret(
-                self, "MlflowAdmin", encryption_key=key,
+                self, "MlflowAdmin",
                 description="MLflow basic-auth admin credentials (control plane and CI)",
                 generate_secret_string=secretsmanager.SecretStringGenerator(
                     secret_string_template='{"username": "admin"}',
@@ -94,8 +101,6 @@ class ControlStack(Stack):
         self.storage.data_bucket.grant_read(role)
         self.storage.artifact_bucket.grant_read_write(role)
         self.image.grant_pull(role)
-        for fn in self.workflows.glue.values():
-            self.storage.artifact_bucket.grant_read(fn)
         self._grant_glue_sagemaker()
         self.notifications.topic.grant_publish(self.workflows.retire)
         self.notifications.topic.grant_publish(self.workflows.train)
@@ -104,6 +109,10 @@ class ControlStack(Stack):
                        self.intake.reconciler]:
                 self.mlflow_auth.grant_read(fn)
             self.mlflow_auth.grant_read(role)
+
+        self._acknowledge()
+        CfnOutput(self, "ArtifactBucketArn", value=self.storage.artifact_bucket.bucket_arn,
+                  export_name=ARTIFACT_BUCKET_EXPORT)
 
         outputs = {
             names.OUTPUT_WEBHOOK_URL: self.intake.webhook_url.url,
@@ -120,8 +129,26 @@ class ControlStack(Stack):
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)
 
+    def _acknowledge(self) -> None:
+        role = self.sagemaker.role
+        nag.actions(role, nag.S3_GRANT_ACTIONS + nag.KMS_GRANT_ACTIONS,
+                    "grant_read/grant_read_write on our buckets: training reads data, writes "
+                    "model output; endpoints read model data and write captured requests")
+        nag.wildcard(role, f"{nag.attr(self.storage.artifact_bucket)}/*",
+                     "model data, training output and data capture live under many prefixes")
+        nag.wildcard(role, f"{nag.attr(self.storage.data_bucket)}/*",
+                     "training reads any project's data prefix")
+        for machine in (self.workflows.deploy, self.workflows.retire, self.workflows.train):
+            nag.actions(machine, ["kms:GenerateDataKey*"],
+                        "topic.grant_publish on our KMS-encrypted SNS topic (one key)")
+        for child in self.node.children:
+            if child.node.id.startswith("BucketNotificationsHandler"):
+                nag.ack(child, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:"
+                        "policy/service-role/AWSLambdaBasicExecutionRole]",
+                        "CDK's own handler that turns on the data bucket's EventBridge "
+                        "notifications; the managed policy only lets it write its logs")
+
     def _grant_glue_sagemaker(self) -> None:
-        from aws_cdk import Acknowledgment, Validations
         from aws_cdk import aws_iam as iam
 
         glue = self.workflows.glue
@@ -139,11 +166,8 @@ class ControlStack(Stack):
                      "sagemaker:DeleteModel"],
             resources=scoped["endpoint-config"] + scoped["model"]))
         for fn in (glue["resolve"], finish):
-            for kind, arns in scoped.items():
+            for kind in scoped:
                 for project in self.settings.projects:
-                    Validations.of(fn).acknowledge(Acknowledgment(
-                        id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:"
-                           f"<AWS::Region>:<AWS::AccountId>:{kind}/{project}-*]",
-                        reason="SageMaker resources are named <project>-<stage>[-v<n>-<id>]; "
-                               "the project prefix is the narrowest stable scope"))
-                del arns
+                    nag.wildcard(fn, nag.arn(self, "sagemaker", f"{kind}/{project}-*"),
+                                 "SageMaker resources are named <project>-<stage>[-v<n>-<id>];"
+                                 " the project prefix is the narrowest stable scope")

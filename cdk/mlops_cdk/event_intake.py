@@ -18,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from mlops_cdk import nag
 from mlops_cdk.lambda_factory import FunctionSpec, LambdaFactory
 from mlops_control import names
 
@@ -41,8 +42,9 @@ class EventIntake(Construct):
                  retire: sfn.IStateMachine, reconcile_minutes: int,
                  reserved_concurrency: int, key: kms.IKey | None) -> None:
         super().__init__(scope, construct_id)
+        # The AWS managed key: the MLflow stack reads it too (see control_stack.py).
         self.webhook_secret = secretsmanager.Secret(
-            self, "WebhookSecret", encryption_key=key,
+            self, "WebhookSecret",
             description="HMAC secret shared with the MLflow webhook",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=48, exclude_punctuation=True))
@@ -74,8 +76,9 @@ class EventIntake(Construct):
         for fn in (self.webhook, self.reconciler):
             deploy.grant_start_execution(fn)
             retire.grant_start_execution(fn)
-            deploy.grant_read(fn)
-            retire.grant_read(fn)
+            # Only ListExecutions (busy stages); no access to executions' data.
+            deploy.grant(fn, "states:ListExecutions")
+            retire.grant(fn, "states:ListExecutions")
             self._grant_live(fn, projects)
 
         self.data_trigger = factory.function(
@@ -130,8 +133,6 @@ class EventIntake(Construct):
                      "sagemaker:ListTags"], resources=scoped))
         for project in projects:
             for kind in ("endpoint", "endpoint-config"):
-                Validations.of(fn).acknowledge(Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sagemaker:"
-                       f"<AWS::Region>:<AWS::AccountId>:{kind}/{project}-*]",
-                    reason=f"endpoints are named <project>-<stage>; {project}'s stages are "
-                           "settings, so the prefix is the narrowest stable scope"))
+                nag.wildcard(fn, nag.arn(self, "sagemaker", f"{kind}/{project}-*"),
+                             f"endpoints are named <project>-<stage>; {project}'s stages are "
+                             "settings, so the prefix is the narrowest stable scope")

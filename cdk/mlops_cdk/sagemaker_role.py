@@ -6,6 +6,8 @@ from aws_cdk import Acknowledgment, ArnFormat, Aws, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from mlops_cdk import nag
+
 
 class SageMakerRole(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
@@ -32,13 +34,10 @@ class SageMakerRole(Construct):
             id="AwsSolutions-IAM5[Resource::*]",
             reason="ecr:GetAuthorizationToken and cloudwatch:PutMetricData take no resource; "
                    "PutMetricData is limited to SageMaker's namespaces by condition"))
-        Validations.of(self.role).acknowledge(Acknowledgment(
-            id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-               f"<AWS::AccountId>:log-group:/aws/sagemaker/*]",
-            reason="SageMaker names its log groups per job and endpoint under /aws/sagemaker/"))
-        Validations.of(self.role).acknowledge(Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:logs:<AWS::Region>:"
-               "<AWS::AccountId>:log-group:/aws/sagemaker/*:log-stream:*]",
-            reason="SageMaker names its log streams per instance"))
+        nag.wildcard(self.role, nag.arn(self, "logs", "log-group:/aws/sagemaker/*"),
+                     "SageMaker names its log groups per job and endpoint under /aws/sagemaker/")
+        nag.wildcard(self.role,
+                     nag.arn(self, "logs", "log-group:/aws/sagemaker/*:log-stream:*"),
+                     "SageMaker names its log streams per instance")
         self.account = Aws.ACCOUNT_ID
 

@@ -126,6 +126,8 @@ class MlflowSettings(_Model):
 
 
 class Settings(_Model):
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    """Where everything runs (ALB access logs and per-region image registries need it)."""
     projects: tuple[str, ...]
     """The projects the shared image carries and the control plane acts on."""
     stages: dict[str, StageSettings]

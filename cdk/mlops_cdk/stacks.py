@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import App, Environment
 import os
+
+from aws_cdk import App, Environment
 
 from mlops_cdk.control_stack import ControlStack
 from mlops_cdk.settings import Settings
@@ -11,8 +12,9 @@ from mlops_control import names
 
 
 def build(app: App, settings: Settings) -> ControlStack:
-    account, region = os.environ.get("CDK_DEFAULT_ACCOUNT"), os.environ.get("CDK_DEFAULT_REGION")
-    env = Environment(account=account, region=region) if account and region else None
+    # The region is a setting; the account is the caller's (CDK_DEFAULT_ACCOUNT at deploy time,
+    # absent when synthesizing offline, which keeps the templates account-agnostic).
+    env = Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=settings.region)
     control = ControlStack(app, names.STACK_CONTROL, settings=settings, env=env,
                            description="MLOps control centre: event-driven control plane")
     if settings.mlflow.deploy:
@@ -20,5 +22,5 @@ def build(app: App, settings: Settings) -> ControlStack:
 
         mlflow = MlflowStack(app, names.STACK_MLFLOW, settings=settings, control=control,
                              env=env, description="MLOps control centre: MLflow server")
-        mlflow.add_dependency(control)
+        mlflow.add_stack_dependency(control)
     return control

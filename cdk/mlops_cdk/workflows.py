@@ -22,6 +22,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from mlops_cdk import nag
 from mlops_cdk.lambda_factory import FunctionSpec, LambdaFactory
 
 ENDPOINT_POLL_S = 30
@@ -72,6 +73,27 @@ class Workflows(Construct):
         for machine in (self.deploy, self.train):
             sagemaker_role.grant_pass_role(machine)
         topic.grant_publish(self.deploy)
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        reason = ("SageMaker and CloudWatch resources are named after the project "
+                  "(<project>-<stage>..., <project>_metrics); the project prefix is the "
+                  "narrowest stable scope")
+        for project in self._projects:
+            for machine, kinds in ((self.deploy, ("endpoint", "endpoint-config", "model")),
+                                   (self.retire, ("endpoint",)),
+                                   (self.train, ("training-job",))):
+                for kind in kinds:
+                    nag.wildcard(machine, nag.arn(self, "sagemaker", f"{kind}/{project}-*"),
+                                 reason)
+            for machine in (self.deploy, self.retire):
+                nag.wildcard(machine, nag.arn(self, "cloudwatch", f"alarm:{project}-*"), reason)
+                nag.wildcard(machine, nag.arn(self, "cloudwatch", f"dashboard/{project}_*",
+                                              regional=False), reason)
+        for name, fn in self.glue.items():
+            machine = self.retire if name.startswith("retire") else self.deploy
+            nag.wildcard(machine, f"{nag.attr(fn)}:*",
+                         "LambdaInvoke may call the glue function's versions and aliases")
 
     # --- helpers --------------------------------------------------------------------------
     def _arns(self, resource: str, pattern: str, service: str = "sagemaker",
