@@ -4,7 +4,6 @@ event trains nothing twice."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -36,12 +35,7 @@ def start_training(raw: dict[str, Any], env: DataTriggerEnv, sfn: Any) -> dict[s
         raise EventError(f"{data.project!r} is not one of the configured projects")
     body = training_input(data, env.data_prefix)
     name = events.execution_name(data.project, "train", data.event_id)
-    try:
-        sfn.start_execution(stateMachineArn=env.train_state_machine_arn, name=name,
-                            input=json.dumps(body, sort_keys=True))
-        result = "started"
-    except sfn.exceptions.ExecutionAlreadyExists:
-        result = "duplicate"
+    result = adapters.start_once(sfn, env.train_state_machine_arn, name, body)
     return {"project": data.project, "execution": name, "result": result,
             "training_job": body["training_job_name"]}
 

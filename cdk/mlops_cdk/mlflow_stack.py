@@ -60,7 +60,7 @@ class MlflowStack(Stack):
 
         self.database = rds.DatabaseInstance(
             self, "Database",
-            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_16),
+            engine=rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_9),
             instance_type=ec2.InstanceType(mlflow.db_instance_class), vpc=self.vpc,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
             port=DB_PORT, database_name="mlflow",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from lambdas.common.env import GlueEnv, RegistryEnv
@@ -96,12 +97,21 @@ class ExecutionStarter:
             arn = self.retire_arn
             body = {"project": project, "stage": action.stage, "version": action.version,
                     "reason": action.reason}
-        try:
-            self.sfn.start_execution(stateMachineArn=arn, name=name,
-                                     input=json.dumps(body, sort_keys=True))
-        except self.sfn.exceptions.ExecutionAlreadyExists:
-            return "duplicate"
-        return "started"
+        return start_once(self.sfn, arn, name, body)
+
+
+def start_once(sfn: Any, arn: str, name: str, body: dict[str, Any]) -> str:
+    """``started``, or ``duplicate`` when an execution of that name exists: Step Functions
+    answers a running one's name and input with the original execution (no error), a
+    finished one with ExecutionAlreadyExists."""
+    asked_at = datetime.now(UTC)
+    try:
+        response = sfn.start_execution(stateMachineArn=arn, name=name,
+                                       input=json.dumps(body, sort_keys=True))
+    except sfn.exceptions.ExecutionAlreadyExists:
+        return "duplicate"
+    started = response["startDate"]
+    return "duplicate" if started < asked_at else "started"
 
 
 def _readable(project: str, stage: str) -> str:
