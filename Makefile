@@ -76,8 +76,6 @@ mlflow-server-rm: venv ## Stop the local MLflow server started by make mlflow-se
 # --- AWS (docs/aws.md) --------------------------------------------------------------------
 CDK := npx --no-install cdk
 PY312 ?= $(HOME)/.pyenv/versions/3.12.1/bin/python
-version ?=
-stage ?= production
 
 node_modules/.installed: package.json package-lock.json
 	@npm ci --no-audit --no-fund --silent
@@ -92,20 +90,3 @@ synth: venv node_modules/.installed lambda-bundle ## Synthesize the CDK app offl
 	@$(CDK) synth --quiet
 	@$(BIN)/cfn-lint cdk.out/*.template.json --ignore-checks W3005
 	@echo "synth: cdk-nag AwsSolutions clean, cfn-lint without errors (cdk.out/)"
-
-.PHONY: remote-deployment
-remote-deployment: venv ## Deploy a registered version to SageMaker (tags deploy=<stage>, waits). Example: make remote-deployment model=test-project version=3 stage=staging
-	@test -n "$(version)" || { echo "give version=<n>"; exit 2; }
-	@$(MLOPS) remote deploy $(model) $(version) --stage $(stage)
-
-.PHONY: remote-batch-inference
-remote-batch-inference: venv ## SageMaker Batch Transform on a CSV in S3. Example: make remote-batch-inference model=test-project version=3 inference_input=s3://b/in.csv inference_output=s3://b/out/
-	@$(MLOPS) remote batch $(model) $(version) $(inference_input) $(inference_output)
-
-.PHONY: monitoring-job
-monitoring-job: venv ## Schedule Model Monitor data-quality checks for an endpoint. Example: make monitoring-job model=test-project stage=production
-	@$(MLOPS) remote monitor $(model) --stage $(stage)
-
-.PHONY: aws-smoke
-aws-smoke: venv ## After cdk deploy: train, deploy, invoke, check dashboards, retire, clean up (costs money). Example: make aws-smoke
-	@$(MLOPS) remote smoke
