@@ -14,7 +14,6 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "src")]
 
 from aws_cdk import App, Validations  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
-
 from mlops_cdk import settings as settings_mod  # noqa: E402
 from mlops_cdk.stacks import build  # noqa: E402
 

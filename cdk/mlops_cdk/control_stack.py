@@ -21,7 +21,6 @@ from mlops_cdk.workflows import Workflows
 from mlops_control import names
 from mlops_control.backends.sagemaker import AlarmConfig, SageMakerConfig, StageConfig
 
-
 ARTIFACT_BUCKET_EXPORT = "MlopsControl-ArtifactBucketArn"
 """Named so the MLflow stack's policy (and its cdk-nag acknowledgement) can spell it."""
 

@@ -10,6 +10,7 @@ CLI's direct SageMaker backend.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
@@ -325,7 +326,7 @@ class Workflows(Construct):
         chain: list[sfn.TaskStateBase] = [delete_endpoint, deregister, delete_alarms,
                                           delete_boards, finish]
         plan.next(chain[0])
-        for state, following in zip(chain[:-1], chain[1:], strict=True):
+        for state, following in itertools.pairwise(chain):
             tolerant(state).next(following)
             skipped = self.node.find_child(f"{state.node.id}Skipped")
             assert isinstance(skipped, sfn.Pass)

@@ -35,7 +35,6 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from aws_cdk import App, Validations
     from aws_cdk.assertions import Template
     from cdk_nag import AwsSolutionsChecks
-
     from mlops_cdk import settings as settings_mod
     from mlops_cdk.stacks import build
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from mlops_cdk import settings as settings_mod
 from pydantic import ValidationError
 
-from mlops_cdk import settings as settings_mod
 from tests.infrastructure.conftest import cdk_context
 
 
