@@ -36,7 +36,7 @@ demo: venv ## Run the whole model life cycle on this machine, printing each step
 	@$(MLOPS) demo $(if $(KEEP),--keep,)
 
 .PHONY: test
-test: venv ## Run the whole test suite. Example: make test
+test: venv node_modules/.installed lambda-bundle ## Run the whole test suite. Example: make test
 	@$(BIN)/pytest -m "not soak" $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -66,12 +66,30 @@ local-batch-inference: venv ## Score a CSV with a registered model. Example: mak
 	@$(MLOPS) batch $(model) $(inference_input) $(inference_output)
 
 .PHONY: mlflow-server
-mlflow-server: venv ## Start the local MLflow server (SQLite, 127.0.0.1:5000) in the background. Example: make mlflow-server
-	@$(MLOPS) server start
+mlflow-server: venv ## Start the local MLflow server (SQLite, 127.0.0.1:5000) in the background; AWS=1 deploys the MLflow stack. Example: make mlflow-server
+	@$(if $(AWS),$(MAKE) --no-print-directory lambda-bundle node_modules/.installed && $(CDK) deploy MlopsControl MlopsMlflow --require-approval never,$(MLOPS) server start)
 
 .PHONY: mlflow-server-rm
-mlflow-server-rm: venv ## Stop the local MLflow server started by make mlflow-server. Example: make mlflow-server-rm
-	@$(MLOPS) server stop
+mlflow-server-rm: venv ## Stop the local MLflow server started by make mlflow-server; AWS=1 destroys the MLflow stack. Example: make mlflow-server-rm
+	@$(if $(AWS),$(CDK) destroy MlopsMlflow --force,$(MLOPS) server stop)
+
+# --- AWS (docs/aws.md) --------------------------------------------------------------------
+CDK := npx --no-install cdk
+PY312 ?= $(HOME)/.pyenv/versions/3.12.1/bin/python
+
+node_modules/.installed: package.json package-lock.json
+	@npm ci --no-audit --no-fund --silent
+	@touch $@
+
+.PHONY: lambda-bundle
+lambda-bundle: venv ## Build the Lambda bundle in build/lambda (pip for manylinux/py3.12, no Docker). Example: make lambda-bundle
+	@MLOPS_PYTHON312=$(PY312) $(BIN)/python cdk/bundle_lambda.py
+
+.PHONY: synth
+synth: venv node_modules/.installed lambda-bundle ## Synthesize the CDK app offline with cdk-nag, then cfn-lint the templates. Example: make synth
+	@$(CDK) synth --quiet
+	@$(BIN)/cfn-lint cdk.out/*.template.json --ignore-checks W3005
+	@echo "synth: cdk-nag AwsSolutions clean, cfn-lint without errors (cdk.out/)"
 
 .PHONY: up
 up: venv ## Run the local control centre in the foreground: tag versions in the MLflow UI to deploy. Example: make up

@@ -117,3 +117,87 @@ FIRST_EXTRA_STAGE_PORT = 5052
 # --- Artifacts the training job stores with each run --------------------------------------
 SMOKE_TEST_ARTIFACT = "control/smoke_test.json"
 """The contract's test slice as an MLflow scoring request: what deployments smoke-test with."""
+
+# --- AWS: SageMaker resources, tags and metrics -------------------------------------------
+# Every SageMaker resource the control centre creates carries these tags, so ``live()`` and
+# ``retire`` find exactly ours and IAM policies can be scoped to them.
+SM_TAG_PROJECT = "mlops:project"
+SM_TAG_STAGE = "mlops:stage"
+SM_TAG_VERSION = "mlops:version"
+SM_TAG_ENDPOINT = "mlops:endpoint"
+SM_VARIANT = "AllTraffic"
+"""The one production variant of every endpoint (blue/green swaps fleets, not variants)."""
+SM_SERVING_ENV = "serve"
+"""The command SageMaker passes to the shared image for an endpoint (BYOC contract)."""
+STATS_NAMESPACE = "MLOpsControl/Stats"
+"""CloudWatch namespace of the input/output statistics shown on ``<project>_stats``."""
+STATS_DIMENSIONS = ("Project", "Endpoint", "Feature")
+STAT_FEATURE_MEAN = "FeatureMean"
+STAT_FEATURE_MISSING = "FeatureMissingShare"
+STAT_FEATURE_DRIFT = "FeatureDrift"
+STAT_PREDICTION_MEAN = "PredictionMean"
+PREDICTION_FEATURE = "__prediction__"
+"""The ``Feature`` dimension value under which prediction statistics are published."""
+
+_SM_NAME_MAX = 63
+
+
+def sagemaker_resource_name(endpoint: str, version: str, token: str) -> str:
+    """The SageMaker model and endpoint-config name of one deployment of ``version`` to
+    ``endpoint``: ``<endpoint>-v<version>-<token>`` within SageMaker's 63 characters. ``token``
+    tells deployments of the same version apart (a redeploy after a failure)."""
+    suffix = f"-v{version}-{re.sub(r'[^A-Za-z0-9]', '', token)[:8]}"
+    return f"{endpoint[: _SM_NAME_MAX - len(suffix)].rstrip('-')}{suffix}"
+
+
+def alarm_names(endpoint: str) -> tuple[str, str]:
+    """The CloudWatch alarms that roll a blue/green update back: 5xx errors, then latency."""
+    return f"{endpoint}-5xx-errors", f"{endpoint}-model-latency"
+
+
+def scaling_resource_id(endpoint: str, variant: str = SM_VARIANT) -> str:
+    """Application Auto Scaling's id of an endpoint variant."""
+    return f"endpoint/{endpoint}/variant/{variant}"
+
+
+def training_job_name(project: str, event_id: str) -> str:
+    """A training job name derived from the event that asked for it (63 chars, unique per
+    event: SageMaker refuses a second job of the same name, so a replayed event trains once)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{project}\x1f{event_id}".encode()).hexdigest()[:16]
+    return f"{project[: _SM_NAME_MAX - 17].rstrip('-')}-{digest}"
+
+
+# --- AWS: environment variables of the Lambdas and the shared image -----------------------
+ENV_DEPLOY_STATE_MACHINE = "MLOPS_DEPLOY_STATE_MACHINE_ARN"
+ENV_RETIRE_STATE_MACHINE = "MLOPS_RETIRE_STATE_MACHINE_ARN"
+ENV_TRAIN_STATE_MACHINE = "MLOPS_TRAIN_STATE_MACHINE_ARN"
+ENV_WEBHOOK_SECRET_ARN = "MLOPS_WEBHOOK_SECRET_ARN"
+ENV_MLFLOW_AUTH_SECRET_ARN = "MLOPS_MLFLOW_AUTH_SECRET_ARN"
+"""A Secrets Manager secret ``{"username": ..., "password": ...}`` for MLflow basic auth."""
+ENV_STAGES = "MLOPS_STAGES"
+ENV_PROJECTS = "MLOPS_PROJECTS"
+ENV_DATA_PREFIX = "MLOPS_DATA_PREFIX"
+ENV_DATA_BUCKET = "MLOPS_DATA_BUCKET"
+ENV_ARTIFACTS_DESTINATION = "MLOPS_ARTIFACTS_DESTINATION"
+"""Where the MLflow server proxies ``mlflow-artifacts:/`` to (``s3://bucket/prefix``)."""
+ENV_CAPTURE_URI = "MLOPS_CAPTURE_URI"
+ENV_STAGE_SETTINGS = "MLOPS_STAGE_SETTINGS"
+ENV_ALARM_SETTINGS = "MLOPS_ALARM_SETTINGS"
+ENV_NOTIFY_TOPIC = "MLOPS_NOTIFY_TOPIC_ARN"
+
+# --- AWS: CDK construct ids and stack outputs ---------------------------------------------
+STACK_CONTROL = "MlopsControl"
+STACK_MLFLOW = "MlopsMlflow"
+OUTPUT_WEBHOOK_URL = "WebhookUrl"
+OUTPUT_DATA_BUCKET = "DataBucketName"
+OUTPUT_ARTIFACT_BUCKET = "ArtifactBucketName"
+OUTPUT_DEPLOY_STATE_MACHINE = "DeployStateMachineArn"
+OUTPUT_RETIRE_STATE_MACHINE = "RetireStateMachineArn"
+OUTPUT_TRAIN_STATE_MACHINE = "TrainStateMachineArn"
+OUTPUT_IMAGE_URI = "SharedImageUri"
+OUTPUT_SAGEMAKER_ROLE = "SageMakerRoleArn"
+OUTPUT_NOTIFY_TOPIC = "NotifyTopicArn"
+OUTPUT_WEBHOOK_SECRET = "WebhookSecretArn"
+OUTPUT_MLFLOW_URL = "MlflowUrl"

@@ -1,0 +1,417 @@
+"""The three state machines (train, deploy, retire) and their glue Lambdas.
+
+SageMaker, CloudWatch and Application Auto Scaling are called through ``aws-sdk`` service
+integrations with Wait/Describe/Choice loops, never ``.sync``, so the synthesized
+definitions run end to end in moto in the tests. The deploy tasks take their requests whole
+from the ``resolve`` glue step (``InputPath``), which builds them with
+``mlops_control.backends.sagemaker``: one definition of every request shape, shared with the
+CLI's direct SageMaker backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from mlops_cdk import nag
+from mlops_cdk.lambda_factory import FunctionSpec, LambdaFactory
+
+ENDPOINT_POLL_S = 30
+TRAINING_POLL_S = 60
+DISCARD = sfn.JsonPath.DISCARD
+TASK_FAILED = ["States.ALL"]
+
+GLUE = {
+    "resolve": FunctionSpec("deploy-resolve", "lambdas.deploy_steps.resolve",
+                            "Deploy: check the version, mark it deploying, build the requests"),
+    "check_smoke": FunctionSpec("deploy-check-smoke", "lambdas.deploy_steps.check_smoke",
+                                "Deploy: judge the endpoint's answer to the test slice"),
+    "finish": FunctionSpec("deploy-finish", "lambdas.deploy_steps.finish",
+                           "Deploy: write the outcome into the registry's tags"),
+    "retire_plan": FunctionSpec("retire-plan", "lambdas.deploy_steps.retire_plan",
+                                "Retire: the requests that remove an endpoint"),
+    "retire_finish": FunctionSpec("retire-finish", "lambdas.deploy_steps.retire_finish",
+                                  "Retire: delete configs and models, write retired tags"),
+}
+
+
+class Workflows(Construct):
+    """Attributes: ``train``, ``deploy``, ``retire`` (state machines), ``glue`` (functions)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, factory: LambdaFactory,
+                 glue_environment: dict[str, str], projects: Sequence[str],
+                 topic: sns.ITopic, sagemaker_role: iam.IRole, image_uri: str,
+                 training_output_uri: str, training_instance_type: str,
+                 training_volume_gb: int, training_max_runtime_s: int,
+                 training_environment: dict[str, str], key: kms.IKey | None,
+                 log_retention: logs.RetentionDays) -> None:
+        super().__init__(scope, construct_id)
+        self._projects = list(projects)
+        self._key = key
+        self.glue: dict[str, lambda_.Function] = {
+            name: factory.function(spec, environment=glue_environment)
+            for name, spec in GLUE.items()}
+        self._log_retention = log_retention
+        self.topic = topic
+
+        self.deploy = self._machine("Deploy", self._deploy_definition(), Duration.hours(3))
+        self.retire = self._machine("Retire", self._retire_definition(), Duration.hours(1))
+        self.train = self._machine("Train", self._train_definition(
+            sagemaker_role=sagemaker_role, image_uri=image_uri,
+            output_uri=training_output_uri, instance_type=training_instance_type,
+            volume_gb=training_volume_gb, max_runtime_s=training_max_runtime_s,
+            environment=training_environment), Duration.hours(25))
+        for machine in (self.deploy, self.train):
+            sagemaker_role.grant_pass_role(machine)
+        topic.grant_publish(self.deploy)
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        reason = ("SageMaker and CloudWatch resources are named after the project "
+                  "(<project>-<stage>..., <project>_metrics); the project prefix is the "
+                  "narrowest stable scope")
+        for project in self._projects:
+            for machine, kinds in ((self.deploy, ("endpoint", "endpoint-config", "model")),
+                                   (self.retire, ("endpoint",)),
+                                   (self.train, ("training-job",))):
+                for kind in kinds:
+                    nag.wildcard(machine, nag.arn(self, "sagemaker", f"{kind}/{project}-*"),
+                                 reason)
+            for machine in (self.deploy, self.retire):
+                nag.wildcard(machine, nag.arn(self, "cloudwatch", f"alarm:{project}-*"), reason)
+                nag.wildcard(machine, nag.arn(self, "cloudwatch", f"dashboard/{project}_*",
+                                              regional=False), reason)
+        for name, fn in self.glue.items():
+            machine = self.retire if name.startswith("retire") else self.deploy
+            nag.wildcard(machine, f"{nag.attr(fn)}:*",
+                         "LambdaInvoke may call the glue function's versions and aliases")
+
+    # --- helpers --------------------------------------------------------------------------
+    def _arns(self, resource: str, pattern: str, service: str = "sagemaker",
+              region: str | None = None) -> list[str]:
+        """ARNs of ``resource`` scoped to the configured projects' name prefixes."""
+        stack = Stack.of(self)
+        return [stack.format_arn(service=service, resource=resource, region=region,
+                                 resource_name=pattern.format(project=p))
+                for p in self._projects]
+
+    def _alarm_arns(self) -> list[str]:
+        stack = Stack.of(self)
+        return [stack.format_arn(service="cloudwatch", resource="alarm",
+                                 resource_name=f"{p}-*",
+                                 arn_format=_colon()) for p in self._projects]
+
+    def _sdk(self, id_: str, service: str, action: str, resources: list[str], *,
+             input_path: str, iam_action: str | None = None,
+             result_path: str | None = DISCARD,
+             result_selector: dict[str, str] | None = None) -> tasks.CallAwsService:
+        return tasks.CallAwsService(
+            self, id_, service=service, action=action, iam_resources=resources,
+            iam_action=iam_action, input_path=input_path, result_path=result_path,
+            result_selector=result_selector)
+
+    def _lambda(self, id_: str, name: str, payload: dict[str, object],
+                result_path: str | None) -> tasks.LambdaInvoke:
+        return tasks.LambdaInvoke(
+            self, id_, lambda_function=self.glue[name],
+            payload=sfn.TaskInput.from_object(payload), payload_response_only=True,
+            result_path=result_path, retry_on_service_exceptions=True)
+
+    def _machine(self, name: str, definition: sfn.IChainable,
+                 timeout: Duration) -> sfn.StateMachine:
+        log_group = logs.LogGroup(self, f"{name}Logs", retention=self._log_retention,
+                                  encryption_key=self._key,
+                                  removal_policy=RemovalPolicy.DESTROY)
+        machine = sfn.StateMachine(
+            self, name, definition_body=sfn.DefinitionBody.from_chainable(definition),
+            timeout=timeout, tracing_enabled=True,
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL,
+                                include_execution_data=True))
+        Validations.of(machine).acknowledge(Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason="only for actions without resource-level permissions: X-Ray, CloudWatch "
+                   "Logs delivery, Application Auto Scaling targets and policies"))
+        return machine
+
+    # --- deploy ---------------------------------------------------------------------------
+    def _deploy_definition(self) -> sfn.IChainable:
+        endpoints = self._arns("endpoint", "{project}-*")
+        configs = self._arns("endpoint-config", "{project}-*")
+        models = self._arns("model", "{project}-*")
+        dashboards = self._arns("dashboard", "{project}_*", service="cloudwatch", region="")
+
+        # Failure: tags first (apply.fail), then the notification, then the Fail state.
+        failed = sfn.Fail(self, "DeploymentFailed", cause="see the model version's tags",
+                          error="DeploymentFailed")
+        notify = tasks.SnsPublish(
+            self, "NotifyFailure", topic=self.topic,
+            subject=sfn.JsonPath.string_at("$.notice.subject"),
+            message=sfn.TaskInput.from_json_path_at("$.notice.message"),
+            result_path=DISCARD).next(failed)
+        notify_raw = tasks.SnsPublish(
+            self, "NotifyUnrecordedFailure", topic=self.topic,
+            subject="Deployment failed and could not be recorded in MLflow",
+            message=sfn.TaskInput.from_json_path_at("$"), result_path=DISCARD).next(failed)
+        record_failure = self._lambda(
+            "RecordFailure", "finish",
+            {"request": sfn.JsonPath.object_at("$$.Execution.Input"), "outcome": "failed",
+             "error": sfn.JsonPath.object_at("$.error")}, "$.notice")
+        record_failure.add_catch(notify_raw, errors=TASK_FAILED, result_path="$.record_error")
+        record_failure.next(notify)
+
+        # After the switch: put the previous config back, or delete a brand-new endpoint.
+        revert = sfn.Choice(self, "HadPreviousVersion?")
+        revert_update = self._sdk("RevertEndpoint", "sagemaker", "updateEndpoint", endpoints,
+                                  input_path="$.deploy.revert_endpoint")
+        delete_new = self._sdk("DeleteNewEndpoint", "sagemaker", "deleteEndpoint", endpoints,
+                               input_path="$.deploy.delete_endpoint")
+        for step in (revert_update, delete_new):
+            step.add_catch(record_failure, errors=TASK_FAILED, result_path="$.revert_error")
+            step.next(record_failure)
+        revert.when(sfn.Condition.boolean_equals("$.deploy.endpoint_exists", True),
+                    revert_update).otherwise(delete_new)
+
+        def on_error(state: sfn.TaskStateBase, target: sfn.IChainable) -> None:
+            state.add_catch(target, errors=TASK_FAILED, result_path="$.error")
+
+        resolve = self._lambda("Resolve", "resolve",
+                               {"request": sfn.JsonPath.object_at("$"),
+                                "execution": sfn.JsonPath.string_at("$$.Execution.Name")},
+                               "$.deploy")
+        create_model = self._sdk("CreateModel", "sagemaker", "createModel", models,
+                                 input_path="$.deploy.create_model")
+        create_config = self._sdk("CreateEndpointConfig", "sagemaker", "createEndpointConfig",
+                                  configs, input_path="$.deploy.create_endpoint_config")
+        alarm_errors = self._sdk("PutErrorsAlarm", "cloudwatch", "putMetricAlarm",
+                                 self._alarm_arns(), input_path="$.deploy.alarm_errors")
+        alarm_latency = self._sdk("PutLatencyAlarm", "cloudwatch", "putMetricAlarm",
+                                  self._alarm_arns(), input_path="$.deploy.alarm_latency")
+        create_endpoint = self._sdk("CreateEndpoint", "sagemaker", "createEndpoint",
+                                    endpoints + configs,
+                                    input_path="$.deploy.create_endpoint")
+        update_endpoint = self._sdk("UpdateEndpoint", "sagemaker", "updateEndpoint",
+                                    endpoints + configs,
+                                    input_path="$.deploy.update_endpoint")
+        wait = sfn.Wait(self, "WaitForEndpoint",
+                        time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_S)))
+        describe = self._sdk("DescribeEndpoint", "sagemaker", "describeEndpoint", endpoints,
+                             input_path="$.deploy.describe_endpoint", result_path="$.endpoint",
+                             result_selector={
+                                 "EndpointStatus.$": "$.EndpointStatus",
+                                 "EndpointConfigName.$": "$.EndpointConfigName"})
+        rolled_back = sfn.Pass(self, "RolledBackByAlarm", result_path="$.error",
+                               parameters={"Error": "RolledBack", "Cause": (
+                                   "the endpoint went back to the previous version during the "
+                                   "blue/green update (an alarm fired, or the new fleet failed "
+                                   "its health checks); see the endpoint's FailureReason")})
+        endpoint_failed = sfn.Pass(self, "EndpointFailed", result_path="$.error", parameters={
+            "Error": "EndpointFailed",
+            "Cause.$": "States.Format('endpoint {} is {}; see its FailureReason in SageMaker', "
+                       "$.deploy.spec.endpoint, $.endpoint.EndpointStatus)"})
+        smoke = self._sdk("SmokeTest", "sagemakerruntime", "invokeEndpoint", endpoints,
+                          iam_action="sagemaker:InvokeEndpoint", input_path="$.deploy.smoke",
+                          result_path="$.smoke", result_selector={"Body.$": "$.Body"})
+        check_smoke = self._lambda("CheckSmokeTest", "check_smoke",
+                                   {"body": sfn.JsonPath.string_at("$.smoke.Body"),
+                                    "rows": sfn.JsonPath.number_at("$.deploy.smoke_rows")},
+                                   DISCARD)
+        scalable = tasks.CallAwsService(
+            self, "RegisterScalableTarget", service="applicationautoscaling",
+            action="registerScalableTarget", iam_resources=["*"],
+            iam_action="application-autoscaling:RegisterScalableTarget",
+            input_path="$.deploy.scalable_target", result_path=DISCARD,
+            # Autoscaling needs its service-linked role the first time in an account.
+            additional_iam_statements=[iam.PolicyStatement(
+                actions=["iam:CreateServiceLinkedRole"], resources=["*"],
+                conditions={"StringEquals": {
+                    "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}})])
+        policy = self._sdk("PutScalingPolicy", "applicationautoscaling", "putScalingPolicy",
+                           ["*"], iam_action="application-autoscaling:PutScalingPolicy",
+                           input_path="$.deploy.scaling_policy")
+        metrics_board = self._sdk("PutMetricsDashboard", "cloudwatch", "putDashboard",
+                                  dashboards, input_path="$.deploy.dashboards[0]")
+        stats_board = self._sdk("PutStatsDashboard", "cloudwatch", "putDashboard",
+                                dashboards, input_path="$.deploy.dashboards[1]")
+        record_success = self._lambda(
+            "RecordSuccess", "finish",
+            {"request": sfn.JsonPath.object_at("$$.Execution.Input"), "outcome": "succeeded"},
+            "$.notice")
+        succeeded = sfn.Succeed(self, "Deployed")
+        # The new version serves even if MLflow is down right now; the reconciler repairs
+        # the tags later, so this is still a success (and says so in the logs).
+        record_success.add_catch(succeeded, errors=TASK_FAILED, result_path="$.record_error")
+
+        for state in (resolve, create_model, create_config, alarm_errors, alarm_latency,
+                      create_endpoint, update_endpoint):
+            on_error(state, record_failure)
+        on_error(describe, revert)
+        for state in (smoke, check_smoke, scalable, policy, metrics_board, stats_board):
+            on_error(state, revert)
+        endpoint_failed.next(revert)
+        rolled_back.next(record_failure)
+
+        has_smoke = sfn.Choice(self, "HasTestSlice?").when(
+            sfn.Condition.is_null("$.deploy.smoke"), scalable).otherwise(
+            smoke.next(check_smoke).next(scalable))
+        scalable.next(policy).next(metrics_board).next(stats_board).next(
+            record_success).next(succeeded)
+
+        status = sfn.Choice(self, "EndpointReady?")
+        status.when(sfn.Condition.and_(
+            sfn.Condition.string_equals("$.endpoint.EndpointStatus", "InService"),
+            sfn.Condition.string_equals_json_path("$.endpoint.EndpointConfigName",
+                                                  "$.deploy.spec.config_name")), has_smoke)
+        status.when(sfn.Condition.string_equals("$.endpoint.EndpointStatus", "InService"),
+                    rolled_back)
+        status.when(sfn.Condition.or_(*[
+            sfn.Condition.string_equals("$.endpoint.EndpointStatus", s)
+            for s in ("Creating", "Updating", "SystemUpdating", "RollingBack")]), wait)
+        status.otherwise(endpoint_failed)
+        wait.next(describe).next(status)
+
+        exists = sfn.Choice(self, "EndpointExists?").when(
+            sfn.Condition.boolean_equals("$.deploy.endpoint_exists", True),
+            update_endpoint).otherwise(create_endpoint)
+        update_endpoint.next(wait)
+        create_endpoint.next(wait)
+        return (resolve.next(create_model).next(create_config).next(alarm_errors)
+                .next(alarm_latency).next(exists))
+
+    # --- retire ---------------------------------------------------------------------------
+    def _retire_definition(self) -> sfn.IChainable:
+        endpoints = self._arns("endpoint", "{project}-*")
+        dashboards = self._arns("dashboard", "{project}_*", service="cloudwatch", region="")
+        failed = sfn.Fail(self, "RetireFailed", error="RetireFailed",
+                          cause="see the execution's failed step")
+        notify = tasks.SnsPublish(self, "NotifyRetireFailure", topic=self.topic,
+                                  subject="Retiring an endpoint failed",
+                                  message=sfn.TaskInput.from_json_path_at("$"),
+                                  result_path=DISCARD).next(failed)
+        plan = self._lambda("PlanRetire", "retire_plan",
+                            {"request": sfn.JsonPath.object_at("$")}, "$.plan")
+        plan.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
+
+        def tolerant(state: sfn.TaskStateBase) -> sfn.TaskStateBase:
+            # Deleting what is already gone is fine: retire is idempotent.
+            state.add_catch(sfn.Pass(self, f"{state.node.id}Skipped"), errors=TASK_FAILED,
+                            result_path="$.skipped")
+            return state
+
+        delete_endpoint = self._sdk("DeleteEndpoint", "sagemaker", "deleteEndpoint",
+                                    endpoints, input_path="$.plan.delete_endpoint")
+        deregister = self._sdk("DeregisterScalableTarget", "applicationautoscaling",
+                               "deregisterScalableTarget", ["*"],
+                               iam_action="application-autoscaling:DeregisterScalableTarget",
+                               input_path="$.plan.deregister_scalable_target")
+        delete_alarms = self._sdk("DeleteAlarms", "cloudwatch", "deleteAlarms",
+                                  self._alarm_arns(), input_path="$.plan.delete_alarms")
+        delete_boards = self._sdk("DeleteDashboards", "cloudwatch", "deleteDashboards",
+                                  dashboards, input_path="$.plan.delete_dashboards")
+        finish = self._lambda("RecordRetired", "retire_finish",
+                              {"request": sfn.JsonPath.object_at("$$.Execution.Input")},
+                              "$.result")
+        finish.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
+        done = sfn.Succeed(self, "Retired")
+
+        chain: list[sfn.TaskStateBase] = [delete_endpoint, deregister, delete_alarms,
+                                          delete_boards, finish]
+        plan.next(chain[0])
+        for state, following in itertools.pairwise(chain):
+            tolerant(state).next(following)
+            skipped = self.node.find_child(f"{state.node.id}Skipped")
+            assert isinstance(skipped, sfn.Pass)
+            skipped.next(following)
+        finish.next(done)
+        return plan
+
+    # --- train ----------------------------------------------------------------------------
+    def _train_definition(self, *, sagemaker_role: iam.IRole, image_uri: str,
+                          output_uri: str, instance_type: str, volume_gb: int,
+                          max_runtime_s: int, environment: dict[str, str]) -> sfn.IChainable:
+        jobs = self._arns("training-job", "{project}-*")
+        failed = sfn.Fail(self, "TrainingFailed", error="TrainingFailed",
+                          cause="see the notification and the training job's FailureReason")
+        notify = tasks.SnsPublish(
+            self, "NotifyTrainingFailure", topic=self.topic,
+            subject="Training failed",
+            message=sfn.TaskInput.from_json_path_at("$"), result_path=DISCARD).next(failed)
+        job_params = {
+            "TrainingJobName": sfn.JsonPath.string_at("$.training_job_name"),
+            "AlgorithmSpecification": {"TrainingImage": image_uri,
+                                       "TrainingInputMode": "File"},
+            "RoleArn": sagemaker_role.role_arn,
+            # Everything the shared entrypoint reads from hyperparameters.json.
+            "HyperParameters": {
+                "project": sfn.JsonPath.string_at("$.project"),
+                "trigger": sfn.JsonPath.string_at("$.trigger"),
+                "data_location": sfn.JsonPath.string_at("$.data_location"),
+                "data_version": sfn.JsonPath.string_at("$.data_version"),
+                "training_job": sfn.JsonPath.string_at("$.training_job_name"),
+            },
+            "InputDataConfig": [{
+                "ChannelName": "training",
+                "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": sfn.JsonPath.string_at("$.data_location"),
+                    "S3DataDistributionType": "FullyReplicated"}},
+            }],
+            "OutputDataConfig": {"S3OutputPath": output_uri},
+            "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": 1,
+                               "VolumeSizeInGB": volume_gb},
+            "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
+            "Environment": environment,
+            "Tags": [{"Key": "mlops:project", "Value": sfn.JsonPath.string_at("$.project")}],
+        }
+        if self._key is not None:
+            job_params["OutputDataConfig"]["KmsKeyId"] = self._key.key_arn  # type: ignore[index]
+        create = tasks.CallAwsService(
+            self, "CreateTrainingJob", service="sagemaker", action="createTrainingJob",
+            iam_resources=jobs, parameters=job_params, result_path=DISCARD)
+        create.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
+        wait = sfn.Wait(self, "WaitForTraining",
+                        time=sfn.WaitTime.duration(Duration.seconds(TRAINING_POLL_S)))
+        describe = tasks.CallAwsService(
+            self, "DescribeTrainingJob", service="sagemaker", action="describeTrainingJob",
+            iam_resources=jobs,
+            parameters={"TrainingJobName": sfn.JsonPath.string_at("$.training_job_name")},
+            result_path="$.job", result_selector={
+                "TrainingJobStatus.$": "$.TrainingJobStatus",
+                "SecondaryStatus.$": "$.SecondaryStatus"})
+        describe.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
+        reason = tasks.CallAwsService(
+            self, "FailureReason", service="sagemaker", action="describeTrainingJob",
+            iam_resources=jobs,
+            parameters={"TrainingJobName": sfn.JsonPath.string_at("$.training_job_name")},
+            result_path="$.error", result_selector={
+                "Error.$": "$.TrainingJobStatus",
+                "Cause.$": "$.FailureReason"})
+        reason.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
+        reason.next(notify)
+        stopped = sfn.Pass(self, "TrainingStopped", result_path="$.error",
+                           parameters={"Error": "Stopped",
+                                       "Cause": "the training job was stopped"}).next(notify)
+        done = sfn.Succeed(self, "Trained", comment=(
+            "the job registered the version, tagged its lineage and ran the promotion gate"))
+        status = sfn.Choice(self, "TrainingDone?")
+        status.when(sfn.Condition.string_equals("$.job.TrainingJobStatus", "Completed"), done)
+        status.when(sfn.Condition.string_equals("$.job.TrainingJobStatus", "Failed"), reason)
+        status.when(sfn.Condition.string_equals("$.job.TrainingJobStatus", "Stopped"), stopped)
+        status.otherwise(wait)
+        wait.next(describe).next(status)
+        return create.next(wait)
+
+
+def _colon():  # type: ignore[no-untyped-def]
+    from aws_cdk import ArnFormat
+
+    return ArnFormat.COLON_RESOURCE_NAME

@@ -1,0 +1,1 @@
+"""What every handler shares: typed environment, observability, adapters, control logic."""

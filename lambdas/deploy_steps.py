@@ -1,0 +1,211 @@
+"""Glue steps of the deploy and retire state machines. The SageMaker, CloudWatch and
+Application Auto Scaling calls are the state machines' own ``aws-sdk`` tasks; these steps do
+only what needs MLflow or a judgement:
+
+- ``resolve``: check the version may serve and mark it ``deploying`` (``apply.begin``), find
+  its artifacts and what serves now, and return every request of the deployment;
+- ``check_smoke``: judge the endpoint's answer to the project's test slice;
+- ``finish``: write the outcome into the registry (``apply.succeed`` / ``apply.fail``) and
+  return the notification text;
+- ``retire_finish``: delete the endpoint's configs and models, write ``retired``.
+
+A step that raises fails its Task; the state machine catches it and runs ``finish``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ConfigDict, Field
+
+from lambdas.common import adapters
+from lambdas.common.env import GlueEnv, get_environment, init_environment_variables
+from lambdas.common.observability import logger, metrics, tracer
+from mlops_control import names
+from mlops_control.backends import sagemaker as sm
+from mlops_control.registry import RegistryClient
+from mlops_control.steps import apply, plan
+from mlops_control.steps.backend import DeployTarget
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    project: str = Field(pattern=names.PROJECT_NAME_PATTERN.pattern)
+    stage: str = Field(pattern=names.STAGE_PATTERN.pattern)
+    version: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
+    reason: str = ""
+
+
+class DeployRequest(_Input):
+    """The deploy state machine's execution input (what the webhook receiver starts it with)."""
+
+    version: str = Field(pattern=r"^[0-9]{1,9}$")
+    replaces: str | None = None
+    rollback_of_deprecated: bool = False
+
+
+class RetireRequest(_Input):
+    pass
+
+
+class ResolveEvent(BaseModel):
+    request: DeployRequest
+    execution: str
+
+
+class SmokeEvent(BaseModel):
+    body: str
+    rows: int = Field(ge=1)
+
+
+class TaskError(BaseModel):
+    """What a Catch puts in ``ResultPath``: ``Error`` and ``Cause``."""
+
+    Error: str
+    Cause: str = ""
+
+
+class FinishEvent(BaseModel):
+    request: DeployRequest
+    outcome: Literal["succeeded", "failed"]
+    error: TaskError | None = None
+
+
+class RetireEvent(BaseModel):
+    request: RetireRequest
+
+
+def _registry() -> RegistryClient:
+    return adapters.registry_client(get_environment(GlueEnv))
+
+
+def failure_reason(error: TaskError | None) -> str:
+    """A person-readable reason from a caught error: a Lambda's ``errorMessage``, or the
+    service's message for an ``aws-sdk`` task."""
+    if error is None:
+        return "unknown failure"
+    try:
+        cause = json.loads(error.Cause)
+        message = cause.get("errorMessage") if isinstance(cause, dict) else None
+    except ValueError:
+        message = None
+    return f"{error.Error}: {message or error.Cause or 'no cause given'}"[:1000]
+
+
+def resolve_logic(event: ResolveEvent, registry: RegistryClient,
+                  backend: sm.SageMakerBackend) -> dict[str, Any]:
+    request = event.request
+    target = apply.begin(registry, request.project, request.stage, request.version)
+    spec = backend.spec_for(target)
+    previous = backend.current_config(target.endpoint)
+    return sm.deployment_requests(spec, backend.config, target.smoke_payload, previous)
+
+
+def finish_logic(event: FinishEvent, registry: RegistryClient) -> dict[str, Any]:
+    request = event.request
+    endpoint = names.endpoint_name(request.project, request.stage)
+    if event.outcome == "succeeded":
+        target = DeployTarget(project=request.project, stage=request.stage,
+                              version=request.version, endpoint=endpoint, run_id=None,
+                              smoke_payload=None)
+        apply.succeed(registry, target, request.replaces, request.reason,
+                      request.rollback_of_deprecated)
+        return {"subject": f"{endpoint} serves version {request.version}",
+                "message": f"{request.project} version {request.version} is in service at "
+                           f"{endpoint}: {request.reason}"}
+    reason = failure_reason(event.error)
+    apply.fail(registry, None, request.project, request.stage, request.version, reason,
+               request.replaces)
+    still = (f" Version {request.replaces} keeps serving." if request.replaces else "")
+    return {"subject": f"Deployment to {endpoint} failed"[:99],
+            "message": f"{request.project} version {request.version} was not deployed to "
+                       f"{endpoint}: {reason}.{still}"}
+
+
+def retire_logic(event: RetireEvent, registry: RegistryClient,
+                 backend: sm.SageMakerBackend) -> dict[str, Any]:
+    request = event.request
+    endpoint = names.endpoint_name(request.project, request.stage)
+    deleted = backend.delete_configs_and_models(endpoint)
+    # The state machine already deleted the endpoint, alarms and dashboards; apply.retire
+    # only writes the tags (its backend call is a no-op here).
+    apply.retire(registry, _AlreadyRetired(), request.project,
+                 plan.Retire(request.stage, request.version, request.reason or
+                             f"{endpoint} retired"))
+    return {"endpoint": endpoint, "deleted_configs": deleted}
+
+
+class _AlreadyRetired:
+    def live(self, project: str) -> dict[str, str]:
+        return {}
+
+    def deploy(self, target: DeployTarget) -> None:
+        raise NotImplementedError("the retire glue never deploys")
+
+    def retire(self, project: str, stage: str) -> None:
+        return None
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=ResolveEvent)
+def resolve(event: ResolveEvent, context: LambdaContext) -> dict[str, Any]:
+    env = get_environment(GlueEnv)
+    registry = _registry()
+    # Names derive from the execution: a retried step reuses them instead of leaking more.
+    token = hashlib.sha256(event.execution.encode()).hexdigest()[:8]
+    backend = adapters.glue_backend(env, registry, token=token)
+    result = resolve_logic(event, registry, backend)
+    logger.info("deployment resolved", extra={"spec": result["spec"],
+                                              "endpoint_exists": result["endpoint_exists"]})
+    return result
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=SmokeEvent)
+def check_smoke(event: SmokeEvent, context: LambdaContext) -> dict[str, Any]:
+    predictions = sm.check_smoke_response(event.body, event.rows)
+    logger.info("smoke test passed", extra={"predictions": predictions})
+    return {"predictions": predictions}
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=FinishEvent)
+def finish(event: FinishEvent, context: LambdaContext) -> dict[str, Any]:
+    result = finish_logic(event, _registry())
+    logger.info("deployment finished", extra={"outcome": event.outcome, **result})
+    return result
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=RetireEvent)
+def retire_plan(event: RetireEvent, context: LambdaContext) -> dict[str, Any]:
+    return sm.retire_requests(event.request.project, event.request.stage)
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=RetireEvent)
+def retire_finish(event: RetireEvent, context: LambdaContext) -> dict[str, Any]:
+    env = get_environment(GlueEnv)
+    registry = _registry()
+    result = retire_logic(event, registry, adapters.glue_backend(env, registry, token="retire"))
+    logger.info("endpoint retired", extra=result)
+    return result

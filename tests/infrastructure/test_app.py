@@ -1,0 +1,131 @@
+"""The synthesized CDK app: what a deployed account would contain."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from aws_cdk.assertions import Match
+
+from mlops_control import names
+
+pytestmark = pytest.mark.infrastructure
+
+
+def resources(template: dict, kind: str) -> dict:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def test_both_stacks_synthesize_with_cdk_nag_on(synth):
+    # The session fixture synthesized with AwsSolutionsChecks: an unacknowledged finding
+    # would have raised there.
+    assert set(synth.templates) == {names.STACK_CONTROL, names.STACK_MLFLOW}
+
+
+def test_cdk_nag_fails_synth_on_an_unacknowledged_finding(tmp_path, synth):
+    """The check above can fail: an unencrypted, unlogged bucket stops a synth."""
+    from aws_cdk import App, Stack, Validations
+    from aws_cdk import aws_s3 as s3
+    from cdk_nag import AwsSolutionsChecks
+
+    app = App(outdir=str(tmp_path))
+    s3.Bucket(Stack(app, "Bare"), "Careless")
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    with pytest.raises(Exception, match="AwsSolutions-S1"):
+        app.synth()
+
+
+def test_cfn_lint_finds_no_errors_in_either_template(synth):
+    result = subprocess.run(
+        [sys.executable, "-m", "cfnlint", "--format", "parseable", "--ignore-checks", "W3005",
+         *map(str, synth.outdir.glob("*.template.json"))], capture_output=True, text=True)
+    findings = [line for line in result.stdout.splitlines() if line.strip()]
+    assert [f for f in findings if ":E" in f] == []
+    assert findings == [], "warnings other than CDK's redundant DependsOn (W3005)"
+
+
+def test_buckets_are_encrypted_ssl_only_private_versioned_and_logged(synth):
+    buckets = resources(synth.templates[names.STACK_CONTROL], "AWS::S3::Bucket")
+    assert len(buckets) == 3
+    for bucket in buckets.values():
+        props = bucket["Properties"]
+        assert props["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True}
+        assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert props.get("LifecycleConfiguration", {}).get("Rules")
+    data_and_artifacts = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    assert len(data_and_artifacts) == 2
+    for bucket in data_and_artifacts:
+        assert bucket["Properties"]["VersioningConfiguration"] == {"Status": "Enabled"}
+    policies = resources(synth.templates[names.STACK_CONTROL], "AWS::S3::BucketPolicy")
+    assert all("aws:SecureTransport" in json.dumps(p) for p in policies.values())
+
+
+def test_the_data_bucket_sends_events_and_each_project_has_a_rule_on_its_prefix(synth):
+    synth.control.has_resource_properties("Custom::S3BucketNotifications", {
+        "NotificationConfiguration": {"EventBridgeConfiguration": {}}})
+    synth.control.has_resource_properties("AWS::Events::Rule", {"EventPattern": {
+        "source": ["aws.s3"], "detail-type": ["Object Created"],
+        "detail": {"object": {"key": [{"prefix": "data/test-project/"}]},
+                   "bucket": Match.any_value()}}})
+
+
+def test_the_webhook_is_a_function_url_without_iam_auth_but_with_reserved_concurrency(synth):
+    synth.control.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
+    synth.control.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "lambdas.webhook.handler", "ReservedConcurrentExecutions": 5,
+        "Runtime": "python3.12", "TracingConfig": {"Mode": "Active"},
+        "Environment": {"Variables": Match.object_like({
+            names.ENV_TRACKING_URI: "https://mlflow.example.com",
+            names.ENV_WEBHOOK_SECRET_ARN: Match.any_value()})}})
+    synth.control.resource_count_is("AWS::SecretsManager::Secret", 2)
+
+
+def test_asynchronously_invoked_functions_have_dead_letter_queues(synth):
+    for handler in ("lambdas.data_trigger.handler", "lambdas.reconciler.handler"):
+        synth.control.has_resource_properties("AWS::Lambda::Function", {
+            "Handler": handler, "DeadLetterConfig": {"TargetArn": Match.any_value()}})
+    synth.control.has_resource_properties("AWS::Events::Rule", {
+        "ScheduleExpression": "rate(5 minutes)"})
+
+
+def test_state_machines_use_aws_sdk_integrations_and_never_sync(synth):
+    machines = resources(synth.templates[names.STACK_CONTROL], "AWS::StepFunctions::StateMachine")
+    assert len(machines) == 3
+    text = json.dumps(machines)
+    assert ".sync" not in text
+    for action in ("sagemaker:createModel", "sagemaker:createEndpointConfig",
+                   "sagemaker:updateEndpoint", "sagemaker:createEndpoint",
+                   "sagemakerruntime:invokeEndpoint", "applicationautoscaling:putScalingPolicy",
+                   "cloudwatch:putDashboard", "sagemaker:createTrainingJob",
+                   "sagemaker:describeTrainingJob", "sagemaker:deleteEndpoint"):
+        assert f"aws-sdk:{action}" in text, action
+    for machine in machines.values():
+        assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+        assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_state_machine_sagemaker_permissions_are_scoped_to_project_prefixes(synth):
+    policies = resources(synth.templates[names.STACK_CONTROL], "AWS::IAM::Policy")
+    for policy in policies.values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) \
+                else [statement["Action"]]
+            if any(a.startswith("sagemaker:") and not a.startswith("sagemaker:List")
+                   for a in actions):
+                assert statement["Resource"] != "*", statement
+
+
+def test_the_mlflow_stack_serves_https_with_a_postgres_backend_and_stable_webhook_key(synth):
+    synth.mlflow.has_resource_properties("AWS::ElasticLoadBalancingV2::Listener", {
+        "Protocol": "HTTPS", "Port": 443})
+    synth.mlflow.has_resource_properties("AWS::RDS::DBInstance", {
+        "Engine": "postgres", "StorageEncrypted": True, "DeletionProtection": True})
+    task = json.dumps(resources(synth.templates[names.STACK_MLFLOW],
+                                "AWS::ECS::TaskDefinition"))
+    for secret in ("ADMIN_PASSWORD", "WEBHOOK_KEY_SOURCE", "WEBHOOK_SECRET", "DB_PASSWORD"):
+        assert f'"Name": "{secret}"' in task
+    assert "WEBHOOK_URL" in task
