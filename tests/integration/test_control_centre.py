@@ -242,14 +242,16 @@ def test_switching_versions_under_load_fails_no_request(centre, model, trained, 
 
 
 def test_a_lost_webhook_is_made_good_by_the_reconciler(centre, model):
-    v1 = model.new_version()
-    # Tag it behind the control centre's back: no webhook reaches it for this change.
     from mlops_control import webhooks
 
+    # Point MLflow's webhook elsewhere: the control centre hears nothing of what follows.
+    assert centre.wait_idle(120)
     webhooks.ensure(model.client, "http://127.0.0.1:9/nowhere", "x")
     try:
+        v1 = model.new_version()
         model.tag(v1, "deploy", "staging")
         time.sleep(1.5)
+        assert centre.wait_idle(120)
         assert version_at(centre, model.name, "staging") is None
     finally:
         webhooks.ensure(model.client, centre.receiver.url,
