@@ -17,7 +17,7 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = []
         for key, value in record.__dict__.items():
-            if key in _STANDARD or key.startswith("_"):
+            if key in _STANDARD or key.startswith("_") or value is None:
                 continue
             if any(word in key.lower() for word in SECRET_WORDS):
                 value = "***"

@@ -46,7 +46,7 @@ def reconcile_project(registry: RegistryClient, backend: Backend, project: str,
     outcomes = []
     for action in actions:
         outcome = apply.execute(registry, backend, project, action)
-        logger.info("reconciled", extra={"project": project, "action": outcome.action,
+        logger.debug("reconciled", extra={"project": project, "action": outcome.action,
                                           "stage": outcome.stage, "version": outcome.version,
                                           "ok": outcome.ok, "detail": outcome.message})
         outcomes.append(outcome)
