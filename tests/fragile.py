@@ -21,3 +21,14 @@ class FragileForest(ClassifierMixin, BaseEstimator):
         if (radius < 0).any():
             raise ValueError("a negative mean_radius broke the model")
         return np.asarray(self.forest_.predict(X))
+
+
+class SlowForest(FragileForest):
+    """Takes half a second per predict call: requests stay in flight long enough to be
+    caught by a shutdown."""
+
+    def predict(self, X: Any) -> np.ndarray:
+        import time
+
+        time.sleep(0.5)
+        return super().predict(X)

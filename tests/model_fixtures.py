@@ -46,6 +46,9 @@ class Shelf:
     def fragile(self) -> models.SavedModel:
         return self._get("fragile", models.fragile)
 
+    def slow(self) -> models.SavedModel:
+        return self._get("slow", models.slow)
+
     def broken(self) -> Path:
         key = "broken"
         if key not in _BUILT:

@@ -140,6 +140,21 @@ def fragile(path: Path) -> SavedModel:
     return SavedModel(path, model, X)
 
 
+def slow(path: Path) -> SavedModel:
+    """A forest that takes half a second per predict call."""
+    from tests.fragile import SlowForest
+
+    X, y = breast_cancer()
+    model = SlowForest().fit(X, y)
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    # No input example: the warm-up would cost the tests half a second per worker.
+    mlflow.sklearn.save_model(model, str(path), signature=infer_signature(X, y),
+                              pip_requirements=PIP, serialization_format="cloudpickle")
+    return SavedModel(path, model, X)
+
+
 def broken(path: Path, source: Path) -> Path:
     """A copy of ``source`` whose serialised model is garbage: it cannot be loaded."""
     import shutil
