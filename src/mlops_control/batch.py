@@ -172,7 +172,8 @@ def _score(model: LoadedModel, plan: InputPlan, block: bytes, table: pa.Table, d
     columns = [pa.array(c) for c in (
         [predictions] if predictions.ndim == 1 else list(predictions.T))]
     names = _prediction_names(table.column_names, len(columns))
-    parts = _append_to_lines(block, columns, table.num_rows)
+    parts: tuple[bytes | pa.Buffer, ...] | None = _append_to_lines(block, columns,
+                                                                   table.num_rows)
     if parts is None:
         parts = (_rewritten(table, columns, names),)
     return _Scored(parts, table.num_rows, names)
