@@ -34,9 +34,10 @@ def header_of(first_line: bytes) -> list[str]:
 
 
 def options(plan: InputPlan, header: Sequence[str], model_columns_only: bool,
-            block_size: int = 1 << 20) -> tuple[pacsv.ReadOptions, pacsv.ConvertOptions]:
+            headerless: bool = False) -> tuple[pacsv.ReadOptions, pacsv.ConvertOptions]:
     """Options that read the model's columns with their signature types, and any other column
-    as text (so type inference can never disagree between blocks), or skip it.
+    as text (so type inference can never disagree between blocks), or skip it. ``headerless``
+    reads blocks cut from the middle of a file, with the names from its header.
 
     Threads are off on purpose: only the single-threaded reader puts row numbers in its
     errors; callers get their parallelism across blocks instead."""
@@ -46,20 +47,24 @@ def options(plan: InputPlan, header: Sequence[str], model_columns_only: bool,
     include = list(header)
     if model_columns_only and not plan.positional and plan.mode != "frame":
         include = [n for n in header if n in plan.names]
-    read = pacsv.ReadOptions(use_threads=False, block_size=block_size)
+    read = pacsv.ReadOptions(use_threads=False,
+                             column_names=list(header) if headerless else None)
     convert = pacsv.ConvertOptions(column_types=types, include_columns=include,
                                    strings_can_be_null=False)
     return read, convert
 
 
-def as_schema_error(exc: Exception, plan: InputPlan, header: Sequence[str]) -> SchemaError:
-    """A pyarrow read error as a :class:`SchemaError` naming the 1-based data row and the
-    column."""
+def as_schema_error(exc: Exception, plan: InputPlan, header: Sequence[str],
+                    row_offset: int) -> SchemaError:
+    """A pyarrow read error as a :class:`SchemaError` naming the column and the 1-based data
+    row: pyarrow's ``Row #N`` plus ``row_offset`` (-1 when pyarrow read the header itself,
+    the rows before the block when it read a block cut from a file)."""
     message = str(exc)
     row_match = _ROW.search(message)
     if row_match is None:
-        return SchemaError(f"the CSV could not be read: {message}")
-    row = int(row_match.group(1)) - 1  # pyarrow counts the header as row 1
+        return SchemaError(f"the CSV could not be read after row {max(row_offset, 0)}: "
+                           f"{message}")
+    row = int(row_match.group(1)) + row_offset
     problem = row_match.group(2).strip()
     column, value = _COLUMN.search(message), _BAD_VALUE.search(problem)
     if column is not None and value is not None:

@@ -28,6 +28,8 @@ logger = logging.getLogger("mlops_control.serving.http")
 
 MAX_PIPELINED = 32
 """Requests queued on one connection before it stops being read (back-pressure)."""
+SHUTDOWN_GRACE_S = 2.0
+"""How long a connection accepted during shutdown may take to send its request."""
 
 
 @dataclass(slots=True)
@@ -61,6 +63,7 @@ class Connection(asyncio.Protocol):
         self.busy = False
         self.closing = False
         self.paused = False
+        self.answered = 0
         self._timer: asyncio.TimerHandle | None = None
         self._in_message = False
         self._url = b""
@@ -181,6 +184,7 @@ class Connection(asyncio.Protocol):
     def respond(self, request: Request, status: int, body: bytes,
                 content_type: bytes = b"application/json") -> None:
         self.busy = False
+        self.answered += 1
         transport = self.transport
         if transport is None:
             return  # the client went away while its request was being answered
@@ -198,11 +202,18 @@ class Connection(asyncio.Protocol):
             self._arm_idle_timer()
 
     def shutdown(self) -> None:
-        """Close once the request in hand (if any) is answered."""
+        """Close once the request in hand (if any) is answered. A connection that has not
+        sent its first request yet (one accepted from the backlog during shutdown: its client
+        is waiting) gets a short grace to send it."""
         self.closing = True
-        if not self.busy and not self.queue and not self._in_message \
-                and self.transport is not None:
+        if self.busy or self.queue or self._in_message or self.transport is None:
+            return
+        if self.answered:
             self.transport.close()
+        else:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(SHUTDOWN_GRACE_S, self._idle)
 
     def _too_large_now(self) -> None:
         self.closing = True
@@ -263,23 +274,32 @@ class Acceptor:
         if self._loop is not None:
             self._loop.remove_reader(self.sock.fileno())
 
-    def _accept(self) -> None:
+    def _accept(self) -> bool:
         try:
             conn, _ = self.sock.accept()
         except (BlockingIOError, InterruptedError):
-            return  # another worker took it
+            return False  # another worker took it
         except OSError as exc:  # e.g. EMFILE: keep serving the connections we have
             logger.warning("accept failed", extra={"error": str(exc)})
-            return
+            return False
         assert self._loop is not None
         task = self._loop.create_task(self._loop.connect_accepted_socket(
             lambda: Connection(self.handler, self.limits, self.connections), conn))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return True
 
     async def drain(self, timeout: float) -> None:
-        """Stop accepting, let every connection finish the request in hand, then close."""
+        """Stop accepting, let every connection finish the request in hand, then close.
+
+        Connections still waiting in the listen backlog are accepted and answered first:
+        their clients have sent a request (the kernel completed the handshake while this
+        worker was busy) and would otherwise be reset when the socket closes."""
         self.stop()
+        while self._accept():
+            pass
+        if self._pending:
+            await asyncio.wait(list(self._pending))
         for connection in list(self.connections):
             connection.shutdown()
         deadline = time.monotonic() + timeout

@@ -38,7 +38,8 @@ def load(spec: str | None) -> Observer:
         return NoOpObserver()
     module_name, _, attribute = spec.partition(":")
     target = getattr(importlib.import_module(module_name), attribute or "observer")
-    observer = target() if callable(target) and not hasattr(target, "on_batch") else target
+    make = isinstance(target, type) or (callable(target) and not hasattr(target, "on_batch"))
+    observer = target() if make else target
     if not hasattr(observer, "on_batch"):
         raise TypeError(f"MLOPS_SERVING_OBSERVER={spec!r} has no on_batch method")
     return observer

@@ -243,7 +243,7 @@ def _parse_csv(body: bytes, plan: InputPlan) -> Parsed:
     try:
         table = pacsv.read_csv(io.BytesIO(body), read_options=read, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-        raise csv_input.as_schema_error(exc, plan, header) from None
+        raise csv_input.as_schema_error(exc, plan, header, row_offset=-1) from None
     data = plan.from_arrow(table)
     return Parsed(table.num_rows, data=data)
 

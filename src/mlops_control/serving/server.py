@@ -152,11 +152,13 @@ class Supervisor:
             loop.add_signal_handler(signum, self._stop.set)
         control = None
         try:
+            # The control socket exists from the start, so whoever started the server can ask
+            # for its status as soon as it answers /ping (one worker may be up before others).
+            if self.control_socket is not None:
+                control = await self._serve_control(self.control_socket)
             self.workers = list(await asyncio.gather(
                 *(self._spawn(i, self.current) for i in range(self.n_workers))))
             await self._await_started(self.workers)
-            if self.control_socket is not None:
-                control = await self._serve_control(self.control_socket)
             host, port = self.listen.getsockname()[:2]
             logger.info("serving", extra={
                 "url": f"http://{host}:{port}", "workers": self.n_workers,
@@ -222,6 +224,8 @@ class Supervisor:
         async with self._swap_lock:
             self._swap_id += 1
             swap_id = self._swap_id
+            while len(self.workers) < self.n_workers:  # still starting
+                await asyncio.sleep(0.05)
             workers = list(self.workers)
             prepare = {"op": "prepare", "id": swap_id, **target.describe()}
             results = await asyncio.gather(

@@ -1,0 +1,140 @@
+"""Micro-batching: requests that arrive together share one predict call, and a bad request or
+a model failure only affects the requests it belongs to."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from mlops_control.serving import protocol
+from mlops_control.serving.batcher import MicroBatcher, Pending
+from mlops_control.serving.served import ServedModel, prepare
+from tests.model_fixtures import Shelf
+
+
+class Recorder:
+    """Counts predict calls of a model and what each observer call was told."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.batches: list[tuple[int, bool]] = []
+
+    def wrap(self, served: ServedModel) -> ServedModel:
+        inner = served.model.predict_fn
+
+        def predict(X: Any) -> Any:
+            self.calls.append(len(X))
+            return inner(X)
+
+        return replace(served, model=replace(served.model, predict_fn=predict))
+
+    def on_batch(self, n_rows: int, latency_s: float, error: bool, inputs: Any,
+                 outputs: Any) -> None:
+        assert latency_s >= 0
+        self.batches.append((n_rows, error))
+
+
+def submit_together(served: ServedModel, bodies: list[bytes],
+                    observer: Any = None) -> list[tuple[int, dict[str, Any]]]:
+    """Submit the requests in one event-loop pass, as if their sockets were ready together;
+    return each request's (status, answer)."""
+    answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(bodies)
+
+    async def scenario() -> None:
+        batcher = MicroBatcher(observer)
+        for i, body in enumerate(bodies):
+            def reply(status: int, text: bytes, i: int = i) -> None:
+                answers[i] = (status, json.loads(text))
+            batcher.submit(Pending(served, protocol.parse(body, "application/json",
+                                                          served.plan), reply, 0.0))
+        while not all(answers):
+            await asyncio.sleep(0.001)
+
+    asyncio.run(scenario())
+    return [a for a in answers if a is not None]
+
+
+def split_body(X: Any, rows: slice) -> bytes:
+    part = X.iloc[rows]
+    return json.dumps({"dataframe_split": {"columns": list(part.columns),
+                                           "data": part.values.tolist()}}).encode()
+
+
+@pytest.fixture(scope="module")
+def forest(shelf: Shelf) -> tuple[ServedModel, Any]:
+    saved = shelf.forest()
+    return prepare(saved.path, "forest", "1"), saved
+
+
+def test_requests_arriving_together_share_one_predict_call(forest) -> None:
+    served, saved = forest
+    recorder = Recorder()
+    bodies = [split_body(saved.X, slice(i, i + 2)) for i in range(0, 10, 2)]
+    answers = submit_together(recorder.wrap(served), bodies, recorder)
+    assert recorder.calls == [10]
+    assert recorder.batches == [(10, False)]
+    for i, (status, answer) in enumerate(answers):
+        assert status == 200
+        assert answer["predictions"] == saved.predict(saved.X.iloc[2 * i:2 * i + 2]).tolist()
+
+
+def test_a_bad_request_in_a_batch_is_answered_alone(forest) -> None:
+    served, saved = forest
+    recorder = Recorder()
+    bad = json.loads(split_body(saved.X, slice(0, 1)))
+    bad["dataframe_split"]["data"][0][4] = "n/a"
+    bodies = [split_body(saved.X, slice(0, 1)), json.dumps(bad).encode(),
+              split_body(saved.X, slice(1, 2))]
+    answers = submit_together(recorder.wrap(served), bodies)
+    assert [status for status, _ in answers] == [200, 400, 200]
+    assert answers[1][1]["message"] == "column 'mean_smoothness', row 1: 'n/a' is not a number"
+    assert recorder.calls == [2]
+    assert answers[2][1]["predictions"] == saved.predict(saved.X.iloc[1:2]).tolist()
+
+
+def test_a_model_failing_on_some_rows_fails_only_their_requests(shelf: Shelf) -> None:
+    saved = shelf.fragile()
+    served = prepare(saved.path, "fragile", "1")
+    poison = saved.X.iloc[3:4].copy()
+    poison["mean_radius"] = -1.0
+    bodies = [split_body(saved.X, slice(0, 2)), split_body(poison, slice(0, 1)),
+              split_body(saved.X, slice(2, 3))]
+    recorder = Recorder()
+    answers = submit_together(served, bodies, recorder)
+    assert [status for status, _ in answers] == [200, 500, 200]
+    assert "negative mean_radius" in answers[1][1]["message"]
+    assert answers[0][1]["predictions"] == saved.predict(saved.X.iloc[0:2].to_numpy()).tolist()
+    assert recorder.batches == [(4, True)]
+
+
+def test_requests_parsed_before_a_swap_are_answered_by_their_own_model(shelf: Shelf) -> None:
+    old, new = prepare(shelf.forest().path, "forest", "1"), prepare(
+        shelf.constant(7).path, "constant", "2")
+    X = shelf.forest().X
+    answers = submit_together(old, [split_body(X, slice(0, 1))]) + submit_together(
+        new, [split_body(X, slice(0, 1))])
+    assert answers[1][1] == {"predictions": [7]}
+    assert answers[0][1]["predictions"] != [7]
+
+
+def test_a_tensor_model_batches_rows_by_position(shelf: Shelf) -> None:
+    saved = shelf.tensor()
+    served = prepare(saved.path, None, None)
+    bodies = [json.dumps({"instances": saved.X[i:i + 1].tolist()}).encode() for i in range(4)]
+    answers = submit_together(served, bodies)
+    assert [a["predictions"][0] for _, a in answers] == saved.predict(saved.X[:4]).tolist()
+
+
+def test_a_model_without_input_example_is_served_all_the_same(shelf: Shelf, tmp_path) -> None:
+    import shutil
+
+    saved = shelf.forest()
+    folder = tmp_path / "m"
+    shutil.copytree(saved.path, folder)
+    (folder / "serving_input_example.json").unlink()
+    answers = submit_together(prepare(folder, None, None), [split_body(saved.X, slice(0, 2))])
+    assert answers == [(200, {"predictions": saved.predict(saved.X.iloc[:2]).tolist()})]
