@@ -175,6 +175,8 @@ class Demo:
 
         self.step("New data lands in the inbox: the control centre retrains")
         v2 = self.drop_new_data()
+        # The version exists as soon as train.py registers it; the job tags its lineage after.
+        self.wait("version 2 lineage", lambda: names.TAG_LINEAGE_TRIGGER in self.version_tags(v2))
         tags = self.version_tags(v2)
         self.done(f"version {v2} trained on {tags.get(names.TAG_LINEAGE_DATA_LOCATION)} "
                   f"(trigger {tags.get(names.TAG_LINEAGE_TRIGGER)}, data version "
@@ -202,6 +204,8 @@ class Demo:
         self.step(f"Deprecate the live version {v1}: the endpoint rolls back to the last good one")
         self.registry.set_tag(PROJECT, v1, names.TAG_DEPRECATED, "true")
         self.wait("version 2 serving production", self.serving("production", v2))
+        self.wait("version 1 retired", lambda: self.version_tags(v1).get(
+            names.TAG_STATUS) == names.Status.RETIRED)
         self.done(f"version {v1} retired; production rolled back to version {v2}")
         self.tags()
 
