@@ -50,5 +50,6 @@ def run(model_dir: Path, plan: dict[int, int]) -> dict[str, Any]:
         ours, theirs = summary[str(rows)]["ours"], summary[str(rows)]["mlflow"]
         summary[str(rows)]["speedup"] = round(theirs["seconds"] / ours["seconds"], 2)
     example = commands(Path("<model>"), Path("<rows>.csv"))
-    return {"commands": {k: " ".join(v[0][1:]) for k, v in example.items()},
+    return {"commands": {k: "python " + " ".join(v[0][1:]).replace(str(WORK), "benchmarks/work")
+                         for k, v in example.items()},
             "summary": summary, "runs": runs}

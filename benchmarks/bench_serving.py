@@ -4,6 +4,7 @@ one row, the floor that a single request cannot beat."""
 
 from __future__ import annotations
 
+import statistics
 import timeit
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,10 @@ def run(model_dir: Path, reps: int, duration: float, warmup: float,
             summary[name][str(concurrency)] = {
                 key: median([r[key] for r in mine])
                 for key in ("rps", "p50_ms", "p99_ms", "errors")}
+    shown = {k: " ".join(v[1:]).replace(str(model_dir), "<model>").replace(
+        str(ports[k]), "<port>") for k, v in commands.items()}
     return {
-        "commands": {k: " ".join(v[1:]) for k, v in commands.items()},
+        "commands": {k: f"python {v}" for k, v in shown.items()},
         "request": "one row of 20 doubles as dataframe_split JSON",
         "duration_s": duration, "reps": reps,
         "bare_predict_ms": {k: median([b[k] for b in bare]) for k in bare[0]},
@@ -75,4 +78,4 @@ def bare_predict(model_dir: Path) -> dict[str, float]:
             "dataframe": timeit.repeat(lambda: estimator.predict(one), number=1, repeat=300),
             "matrix": timeit.repeat(lambda: estimator.predict(matrix), number=1, repeat=300),
         }
-    return {k: round(median(v) * 1000, 3) for k, v in timings.items()}
+    return {k: round(statistics.median(v) * 1000, 3) for k, v in timings.items()}
