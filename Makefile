@@ -44,6 +44,10 @@ lint: venv ## Ruff and mypy. Example: make lint
 	@$(BIN)/ruff check src lambdas cdk tests benchmarks projects
 	@$(BIN)/mypy
 
+.PHONY: bench
+bench: venv ## Benchmark serving, batch, logging and training against MLflow's own tools (about 12 min; QUICK=1 about 2). Example: make bench QUICK=1
+	@$(BIN)/python -m benchmarks.run $(if $(filter 1 true yes,$(QUICK)),--quick,)
+
 .PHONY: validate
 validate: venv ## Check a project against the model contract. Example: make validate project=test-project
 	@$(MLOPS) validate $(project)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -129,7 +130,7 @@ def serve(
     model_dir = local_models.download(client, settings.models_dir, name, version)
     say(f"serving {name} version {version} on http://{host}:{port} "
         "(POST /invocations, GET /ping; Ctrl-C stops)")
-    server.run(model_dir, host=host, port=port, workers=workers)
+    server.run(model_dir, host=host, port=port, workers=workers, name=name, version=version)
 
 
 @app.command()
@@ -176,9 +177,22 @@ def batch(
     client = RegistryClient.from_env(tracking_uri(settings))
     name, version = local_models.resolve(client, model)
     model_dir = local_models.download(client, settings.models_dir, name, version)
-    report = batch_mod.score_csv(model_dir, input_csv, output_csv)
+    report = batch_mod.score_csv(model_dir, input_csv, output_csv, progress=_every(2.0))
     typer.echo(f"scored {report.rows} rows of {input_csv} with {name}/{version} "
                f"in {report.seconds:.2f}s -> {output_csv}")
+
+
+def _every(seconds: float) -> Callable[[int], None]:
+    """A progress callback that says how many rows are done, at most every ``seconds``."""
+    last = time.monotonic()
+
+    def progress(rows: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= seconds:
+            last = time.monotonic()
+            say(f"{rows:,} rows scored ...")
+
+    return progress
 
 
 @app.command()

@@ -161,7 +161,9 @@ class InputPlan:
             return table.to_pandas()
         names = table.column_names if self.positional else self.names
         if self.mode == "matrix":
-            matrix = np.empty((table.num_rows, self.width), dtype=self.dtype)
+            # Column-major: each column is one contiguous copy, and a DataFrame made from it
+            # (for a model fitted with feature names) is a view, not a second copy.
+            matrix = np.empty((table.num_rows, self.width), dtype=self.dtype, order="F")
             for j, name in enumerate(names):
                 matrix[:, j] = table.column(name).to_numpy()
             return matrix

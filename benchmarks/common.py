@@ -1,0 +1,124 @@
+"""What every benchmark needs: paths, the machine's description, timed subprocesses with their
+peak memory, servers started and always stopped, medians."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_control import procs
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "benchmarks" / "work"
+"""Generated data, models and scratch output (git-ignored; data is reused between runs)."""
+RESULTS = REPO / "benchmarks" / "results"
+PYTHON = sys.executable
+
+
+def env(**extra: str) -> dict[str, str]:
+    """The environment for tools under test: this venv's tools on PATH (``mlflow models
+    serve`` starts ``uvicorn`` by name), and MLflow 3.17's opt-in to load models at all."""
+    base = dict(os.environ)
+    base["PATH"] = f"{Path(PYTHON).parent}{os.pathsep}{base.get('PATH', '')}"
+    base["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    base["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), base.get("PYTHONPATH")) if p)
+    base.update(extra)
+    return base
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_rss_mb: float
+    returncode: int
+    output: str
+
+
+def measure(argv: Sequence[str], cwd: Path | None = None, extra_env: dict[str, str] | None = None,
+            timeout: float = 1800) -> Measured:
+    """Run a command; its wall time and the kernel's record of its peak resident memory
+    (``wait4``'s ru_maxrss: exact, not sampled)."""
+    log = WORK / "last-command.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w+b") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), cwd=cwd, env=env(**(extra_env or {})), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                procs.stop_group(proc.pid, timeout=5)
+                raise TimeoutError(f"{argv[:4]} took over {timeout:.0f}s")
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv[:6]))} failed ({proc.returncode}):\n"
+                           f"{text[-3000:]}")
+    return Measured(round(seconds, 3), round(usage.ru_maxrss / 1024, 1), proc.returncode, text)
+
+
+@contextlib.contextmanager
+def server(argv: Sequence[str], port: int, log: Path, ready_path: str = "/ping",
+           timeout: float = 180) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process for the duration of the block, stopped by its pid (and its process
+    group) whatever happens."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(list(argv), env=env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, cwd=REPO)
+    try:
+        procs.wait_http(f"http://127.0.0.1:{port}{ready_path}", timeout,
+                        alive=lambda: proc.poll() is None, what=argv[2] if len(argv) > 2 else "")
+        yield proc
+    finally:
+        procs.stop_group(proc.pid, timeout=20)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+
+
+def median(values: Sequence[float]) -> float:
+    return round(statistics.median(values), 3) if values else float("nan")
+
+
+def machine() -> dict[str, Any]:
+    import importlib.metadata as md
+
+    import psutil
+
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for package in ("mlflow", "scikit-learn", "skops", "pandas", "numpy", "pyarrow", "uvicorn",
+                    "httptools", "orjson"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[package] = md.version(package)
+    return {
+        "cpu": cpu, "cores": len(os.sched_getaffinity(0)),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(), "versions": versions,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def note(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,117 @@
+"""Issue 7's targets checked against a run's results, and the run as a markdown page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
+    checked: list[dict[str, Any]] = []
+
+    def add(name: str, required: str, measured: float | None, met: bool | None,
+            unit: str = "") -> None:
+        checked.append({"target": name, "required": required,
+                     "measured": None if measured is None else f"{measured:g}{unit}",
+                     "met": met})
+
+    if "serving" in r:
+        s = r["serving"]["summary"]
+        ratio = s["ours"]["32"]["rps"] / s["mlflow"]["32"]["rps"]
+        add("serving req/s at concurrency 32, ours / mlflow", ">= 20x", round(ratio, 1),
+            ratio >= 20, "x")
+        p99 = s["ours"]["8"]["p99_ms"]
+        add("serving p99 at concurrency 8", "<= 50 ms", p99, p99 <= 50, " ms")
+        bare = r["serving"]["bare_predict_ms"]
+        floor = min(bare.values())
+        ratio1 = s["ours"]["1"]["p50_ms"] / floor
+        add("single-row p50 at concurrency 1 / bare predict of one row (the faster of "
+            "DataFrame and matrix)", "<= 2x", round(ratio1, 2), ratio1 <= 2, "x")
+    if "batch" in r:
+        b = r["batch"]["summary"]
+        for size, needed in (("1000000", 2), ("10000000", 3)):
+            if size in b:
+                speedup = b[size]["speedup"]
+                add(f"batch {int(size):,} rows, mlflow time / ours", f">= {needed}x", speedup,
+                    speedup >= needed, "x")
+                peak = b[size]["ours"]["peak_rss_mb"]
+                add(f"batch {int(size):,} rows, our peak memory", "<= 400 MB", peak,
+                    peak <= 400, " MB")
+        if "100000" in b:
+            seconds = b["100000"]["ours"]["seconds"]
+            add("batch 100,000 rows end to end", "<= 3 s", seconds, seconds <= 3, " s")
+    if "logging" in r:
+        given = r["logging"]["seconds"]["skops, requirements given"]
+        add("mlflow.sklearn.log_model with requirements given (skops)", "<= 1 s", given,
+            given <= 1, " s")
+    if "training" in r:
+        overhead = r["training"]["entrypoint_overhead_s"]
+        add("shared training entrypoint over train.py", "<= 1 s", overhead, overhead <= 1, " s")
+    return checked
+
+
+def markdown(r: dict[str, Any]) -> str:
+    m = r["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
+    out = [
+        "# Benchmark results", "",
+        f"Command: `{r['command']}` (started {r['started']}, {r['duration_s']} s).", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}, "
+        f"Python {m['python']}; {versions}.", "",
+        f"Load average at start {m['load_average_at_start']}, at end "
+        f"{m.get('load_average_at_end')}: other work on the machine moves absolute figures, so "
+        "only ratios taken within this run count. Figures are medians over the repetitions.",
+        "", "## Targets (issue 7)", "",
+        "| target | required | measured | met |", "|---|---|---|---|",
+    ]
+    for t in r["targets"]:
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        out.append(f"| {t['target']} | {t['required']} | {t['measured']} | {met} |")
+    if "serving" in r:
+        s = r["serving"]
+        out += ["", "## Serving: one-row JSON requests, closed loop on keep-alive connections",
+                "", f"{s['duration_s']} s per point after a warm-up, {s['reps']} repetitions, "
+                "ours and MLflow's in turn. Ours: one worker per core; MLflow: its default "
+                "(one uvicorn worker).", "",
+                "| concurrency | ours req/s | mlflow req/s | ratio | ours p50 ms | mlflow p50 ms "
+                "| ours p99 ms | mlflow p99 ms |", "|---|---|---|---|---|---|---|---|"]
+        for c in s["summary"]["ours"]:
+            o, t = s["summary"]["ours"][c], s["summary"]["mlflow"][c]
+            out.append(f"| {c} | {o['rps']:g} | {t['rps']:g} | {o['rps'] / t['rps']:.1f}x "
+                       f"| {o['p50_ms']:g} | {t['p50_ms']:g} | {o['p99_ms']:g} "
+                       f"| {t['p99_ms']:g} |")
+        bare = s["bare_predict_ms"]
+        out += ["", f"Bare in-process `predict` of one row: {bare['dataframe']:g} ms with a "
+                f"one-row DataFrame, {bare['matrix']:g} ms with a one-row matrix."]
+    if "batch" in r:
+        out += ["", "## Batch scoring of a CSV (20 doubles a row, full precision)", "",
+                "Each run a fresh process, timed from start to exit; peak memory is the "
+                "kernel's maximum resident set size of the process.", "",
+                "| rows | ours s | mlflow s | mlflow / ours | ours peak MB | mlflow peak MB |",
+                "|---|---|---|---|---|---|"]
+        for rows, b in r["batch"]["summary"].items():
+            out.append(f"| {int(rows):,} | {b['ours']['seconds']:g} | {b['mlflow']['seconds']:g}"
+                       f" | {b['speedup']:g}x | {b['ours']['peak_rss_mb']:g} "
+                       f"| {b['mlflow']['peak_rss_mb']:g} |")
+    if "logging" in r:
+        out += ["", "## Model logging (`mlflow.sklearn.log_model`, the benchmark forest)", "",
+                "| variant | seconds |", "|---|---|"]
+        out += [f"| {k} | {v:g} |" for k, v in r["logging"]["seconds"].items()]
+    if "loading" in r:
+        loading = r["loading"]
+        out += ["", "## Model loading with our loader (no mlflow import)", "",
+                "| format | file MB | fresh process, imports included, s | deserialising "
+                "only, s |", "|---|---|---|---|"]
+        out += [f"| {fmt} | {loading['file_mb'][fmt]:g} | {v['cold_s']:g} | "
+                f"{v['deserialise_s']:g} |" for fmt, v in loading["seconds"].items()]
+    if "training" in r:
+        t = r["training"]
+        out += ["", "## Training test-project (registering a version each time)", "",
+                "| how | seconds |", "|---|---|"]
+        out += [f"| {k} | {v:g} |" for k, v in t["seconds"].items()]
+        out += ["", f"Entrypoint overhead over train.py: {t['entrypoint_overhead_s']:g} s; "
+                f"`mlflow run`'s: {t['mlflow_run_overhead_s']:g} s."]
+    out += ["", "## Commands", ""]
+    for part in ("serving", "batch"):
+        if part in r:
+            out += [f"- {part}, {k}: `{v}`" for k, v in r[part]["commands"].items()]
+    return "\n".join(out) + "\n"

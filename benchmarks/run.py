@@ -1,0 +1,61 @@
+"""``make bench`` (``python -m benchmarks.run``): ours against MLflow's own tools, side by
+side in one run, interleaved and repeated; results as JSON and a markdown table under
+benchmarks/results/. ``--quick`` (``make bench QUICK=1``) is a smaller run for a quick look."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from benchmarks import bench_batch, bench_models, bench_serving, bench_training, fixtures, report
+from benchmarks.common import RESULTS, WORK, machine, note
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, no 10M rows")
+    parser.add_argument("--only", choices=("serving", "batch", "models", "training"),
+                        action="append", help="run only these parts (repeatable)")
+    args = parser.parse_args()
+    parts = set(args.only or ("serving", "batch", "models", "training"))
+    quick = args.quick
+    started = time.perf_counter()
+    WORK.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "command": "make bench" + (" QUICK=1" if quick else "") if not args.only
+        else " ".join(["python -m benchmarks.run", *sys.argv[1:]]),
+        "quick": quick, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
+    }
+    models = fixtures.models()
+    if "serving" in parts:
+        results["serving"] = bench_serving.run(
+            models["skops"], reps=1 if quick else 3, duration=2.0 if quick else 5.0,
+            warmup=0.5 if quick else 1.0)
+    if "batch" in parts:
+        plan = {100_000: 2, 1_000_000: 1} if quick else {
+            100_000: 3, 1_000_000: 3, 10_000_000: 1}
+        results["batch"] = bench_batch.run(models["skops"], plan)
+    if "models" in parts:
+        results["logging"] = bench_models.logging(models["skops"], reps=1 if quick else 3)
+        results["loading"] = bench_models.loading(models, reps=1 if quick else 3)
+    if "training" in parts:
+        results["training"] = bench_training.run(reps=1 if quick else 3)
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    results["targets"] = report.targets(results)
+    stem = "results-quick" if quick else "results"
+    if args.only:
+        stem += "-" + "-".join(sorted(parts))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(report.markdown(results))
+    note(f"done in {results['duration_s']} s: {RESULTS / stem}.md")
+    print(report.markdown(results))
+
+
+if __name__ == "__main__":
+    main()
