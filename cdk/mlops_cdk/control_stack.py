@@ -125,6 +125,13 @@ class ControlStack(Stack):
             names.OUTPUT_SAGEMAKER_ROLE: role.role_arn,
             names.OUTPUT_NOTIFY_TOPIC: self.notifications.topic.topic_arn,
         }
+        # What the remote CLI (`mlops remote ...`) needs to find everything from the stack alone.
+        outputs[names.OUTPUT_TRACKING_URI] = settings.mlflow.url
+        outputs[names.OUTPUT_DATA_PREFIX] = settings.data_prefix_clean
+        if artifacts_destination:
+            outputs[names.OUTPUT_ARTIFACTS_DESTINATION] = artifacts_destination
+        if self.mlflow_auth is not None:
+            outputs[names.OUTPUT_MLFLOW_AUTH_SECRET] = self.mlflow_auth.secret_arn
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)
 

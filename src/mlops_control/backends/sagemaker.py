@@ -400,12 +400,15 @@ def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-def _missing(exc: Exception) -> bool:
+def is_missing(exc: Exception) -> bool:
     """SageMaker says 'Could not find ...' with a ValidationException for missing things."""
     message = str(exc)
     return _error_code(exc) in ("ValidationException", "ResourceNotFound",
                                 "ObjectNotFoundException") and (
         "Could not find" in message or "does not exist" in message or "not found" in message)
+
+
+_missing = is_missing
 
 
 @dataclass
