@@ -92,6 +92,10 @@ class FakeMlflowServer:
                 raise NotFound(f"no tag {body['key']}", 404)
             reg.delete_tag(body["name"], body["version"], body["key"])
             return 200, {}
+        if method == "DELETE" and path == f"{API}/model-versions/delete":
+            self._mv(body["name"], body["version"])
+            del reg.versions[(body["name"], body["version"])]
+            return 200, {}
         if method == "GET" and path == f"{API}/model-versions/get-download-uri":
             self._mv(query["name"], query["version"])
             return 200, {"artifact_uri": reg.download_uri(query["name"], query["version"])}
