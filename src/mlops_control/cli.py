@@ -402,6 +402,47 @@ def remote_deployment(
         raise typer.Exit(1)
 
 
+@remote_app.command("rollback")
+def remote_rollback(
+    project: Annotated[str, typer.Argument(help="registered model / project name")],
+    stage: Annotated[str, typer.Option(help="stage to roll back")] = "production",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the outcome")] = 3600.0,
+) -> None:
+    """Roll back <project>-<stage>: tag the live version deprecated=true; the control plane
+    serves the last good version again (or removes the endpoint when there is none)."""
+    from mlops_control.remote import deployment
+
+    _, registry = _remote()
+    outcome = deployment.rollback(registry, project, stage, timeout_s=timeout, progress=say)
+    typer.echo(f"{outcome.endpoint}: {outcome.message}")
+
+
+@remote_app.command("train")
+def remote_train(
+    project: Annotated[str, typer.Argument(help="project folder name under projects/")],
+    data: Annotated[str | None, typer.Option(
+        help="s3:// data to train on (default: the project's whole data prefix)")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job and print the version")]
+    = True,
+) -> None:
+    """Train on SageMaker through the Train state machine (the shared image, the project's
+    data prefix, lineage and promotion gate as for new data, trigger=manual)."""
+    from mlops_control import names
+    from mlops_control.remote import training
+
+    outputs, registry = _remote()
+    sfn = _aws("stepfunctions")
+    arn, body = training.start(sfn, outputs, project, time.strftime("%Y%m%d%H%M%S"), data)
+    say(f"training {project} on {body['data_location']}: job {body['training_job_name']}")
+    if not wait:
+        typer.echo(arn)
+        return
+    training.wait(sfn, arn)
+    versions = [v.version for v in registry.model_versions(project)
+                if v.tags.get(names.TAG_LINEAGE_TRAINING_JOB) == body["training_job_name"]]
+    typer.echo(f"trained {project}: version {', '.join(versions) or 'none registered'}")
+
+
 @remote_app.command("batch-inference")
 def remote_batch_inference(
     model: Annotated[str, typer.Argument(help="<name>/<version> (or <name>/latest)")],

@@ -76,3 +76,49 @@ def test_make_remote_deployment_without_waiting_tags_the_latest_version(remote):
     assert result.exit_code == 0, result.output
     assert remote.store.tags("test-project", "2")[names.TAG_DEPLOY] == "staging"
     assert names.TAG_DEPLOY not in remote.store.tags("test-project", "1")
+
+
+def test_rollback_deprecates_the_live_version_and_reports_what_serves_after(remote):
+    from mlops_control.steps import status
+
+    remote.store.add("test-project", "1", **{
+        names.TAG_STATUS: "superseded", names.TAG_ENDPOINT: "test-project-production"})
+    remote.store.add("test-project", "2", deploy="production", **{
+        names.TAG_STATUS: "in_service", names.TAG_ENDPOINT: "test-project-production"})
+
+    def control_plane_rolls_back(_seconds):
+        status.record(remote.store, "test-project", "1", names.Status.IN_SERVICE,
+                      "test-project-production", "serving at test-project-production")
+        status.record(remote.store, "test-project", "2", names.Status.RETIRED,
+                      "test-project-production",
+                      "deprecated; test-project-production rolled back to version 1")
+
+    outcome = deployment.rollback(remote.registry, "test-project", "production", poll_s=0,
+                                  sleep=control_plane_rolls_back)
+
+    assert remote.store.tags("test-project", "2")[names.TAG_DEPRECATED] == "true"
+    assert outcome.status == "retired"
+    assert outcome.message.endswith("version 1 serves test-project-production")
+
+
+def test_rollback_with_nothing_serving_says_so(remote):
+    remote.store.add("test-project", "1")
+    with pytest.raises(ControlCentreError, match="nothing to roll back"):
+        deployment.rollback(remote.registry, "test-project", "production")
+
+
+def test_remote_train_starts_the_train_state_machine_on_the_projects_prefix(remote):
+    import json
+
+    from mlops_control.remote import training
+
+    sfn = remote.client("stepfunctions")
+    arn, body = training.start(sfn, remote.outputs, "test-project", "20261126")
+
+    started = json.loads(sfn.describe_execution(executionArn=arn)["input"])
+    assert started == body
+    assert body["data_location"] == "s3://data-bucket/data/test-project/"
+    assert body["trigger"] == "manual" and len(body["training_job_name"]) <= 63
+    sfn.stop_execution(executionArn=arn)
+    with pytest.raises(ControlCentreError, match="training ABORTED"):
+        training.wait(sfn, arn, poll_s=0)

@@ -84,3 +84,42 @@ def _now_iso() -> str:
     from mlops_control.steps.status import now_iso
 
     return now_iso()
+
+
+def live_version(registry: RegistryClient, project: str, stage: str) -> str | None:
+    """The version whose tags say it serves ``<project>-<stage>``."""
+    endpoint = names.endpoint_name(project, stage)
+    for version in registry.model_versions(project):
+        if (version.tags.get(names.TAG_STATUS) == names.Status.IN_SERVICE
+                and version.tags.get(names.TAG_ENDPOINT) == endpoint):
+            return version.version
+    return None
+
+
+def rollback(registry: RegistryClient, project: str, stage: str, timeout_s: float = 3600.0,
+             poll_s: float = 15.0, sleep: Callable[[float], None] = time.sleep,
+             clock: Callable[[], float] = time.monotonic,
+             progress: Callable[[str], None] = lambda _: None) -> Outcome:
+    """Roll back the way a person does: tag the live version ``deprecated=true``. The control
+    plane then serves the last good version again, or removes the endpoint when there is none;
+    returns the version's final state (``retired``) with what now serves in the message."""
+    live = live_version(registry, project, stage)
+    if live is None:
+        raise ControlCentreError(f"no version of {project} serves {stage}: nothing to roll back")
+    asked = datetime.fromisoformat(_now_iso())
+    registry.set_tag(project, live, names.TAG_DEPRECATED, "true")
+    progress(f"{project} version {live}: deprecated=true set; the control plane rolls back")
+    deadline = clock() + timeout_s
+    endpoint = names.endpoint_name(project, stage)
+    while True:
+        tags = registry.get_model_version(project, live).tags
+        if (tags.get(names.TAG_STATUS) == names.Status.RETIRED
+                and _updated(tags) >= asked - CLOCK_SKEW):
+            now = live_version(registry, project, stage)
+            serving = f"version {now} serves {endpoint}" if now else f"{endpoint} removed"
+            return Outcome(names.Status.RETIRED, f"{tags.get(names.TAG_MESSAGE, '')}; "
+                                                 f"{serving}", endpoint)
+        if clock() > deadline:
+            raise ControlCentreError(f"version {live} still {tags.get(names.TAG_STATUS)} "
+                                     f"after {timeout_s:.0f}s")
+        sleep(poll_s)
