@@ -455,6 +455,8 @@ def remote_batch_inference(
     = True,
 ) -> None:
     """Score CSV files in S3 with SageMaker Batch Transform on the shared image."""
+    import uuid
+
     from mlops_control import local_models
     from mlops_control.backends import sagemaker as sm
     from mlops_control.remote import batch_transform
@@ -470,7 +472,7 @@ def remote_batch_inference(
     operation = batch_transform.start(
         sagemaker=sagemaker, registry=registry, config=config,
         project=name, version=version, input_uri=input_uri, output_uri=target,
-        token=time.strftime("%m%d%H%M%S"), instance_type=instance_type)
+        token=uuid.uuid4().hex[:8], instance_type=instance_type)
     job = operation.job
     say(f"transform job {job.job_name} started: {input_uri} -> {job.output_uri}")
     if not wait:

@@ -182,3 +182,14 @@ def test_the_smoke_trains_on_the_projects_full_data_with_a_target_column():
     data = smoke.project_data_csv(PROJECTS / "test-project").decode().splitlines()
     assert data[0].split(",")[-1] == "target"
     assert len(data) - 1 > 100  # the whole bundled set, not the 40-row test slice
+
+
+def test_clean_up_also_retires_a_stage_the_promotion_gate_chose(remote):
+    """--stage production, but the gate had tagged deploy=staging: after a passed preflight,
+    any endpoint serving the run's version is the run's and goes too."""
+    serve_version_1(remote)  # test-project-staging serves version 1
+    run = make(remote)
+    run.stage, run.version, run.preflight_passed = "production", "1", True
+
+    assert "test-project-staging" in run.clean_up()
+    assert remote.client("sagemaker").list_endpoints()["Endpoints"] == []

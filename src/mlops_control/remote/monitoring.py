@@ -72,7 +72,7 @@ def plan(endpoint: str, artifact_bucket: str, dataset_uri: str, token: str) -> M
     root = f"s3://{artifact_bucket}/monitoring/{endpoint}"
     return MonitoringPlan(
         endpoint=endpoint,
-        baseline_job=f"{endpoint[:40].rstrip('-')}-baseline-{token}"[:63],
+        baseline_job=f"{endpoint[:38].rstrip('-')}-baseline-{token[:14]}",
         schedule=f"{endpoint[:50].rstrip('-')}-data-quality",
         dataset_uri=dataset_uri, baseline_uri=f"{root}/baseline/{token}",
         reports_uri=f"{root}/reports", preprocessor_uri=f"{root}/code/monitor_preprocessor.py")

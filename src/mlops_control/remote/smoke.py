@@ -78,6 +78,7 @@ class AwsSmoke:
     training_job: str | None = None
     version: str | None = None
     endpoint_made: bool = False
+    preflight_passed: bool = False
 
     @property
     def endpoint(self) -> str:
@@ -139,6 +140,7 @@ class AwsSmoke:
         if tagged:
             raise ControlCentreError(f"{self.project} versions {', '.join(tagged)} are tagged "
                                      "deploy: the smoke would race them; remove the tags first")
+        self.preflight_passed = True
         return f"nothing of {self.project} serves; run {self.run_id}"
 
     def train(self, data_csv: bytes) -> str:
@@ -231,12 +233,21 @@ class AwsSmoke:
 
     def clean_up(self) -> str:
         done: list[str] = []
+        if self.version:
+            self.registry.delete_tag(self.project, self.version, names.TAG_DEPLOY)
+        stages = set()
         if self.endpoint_made:
-            if self.version:
-                self.registry.delete_tag(self.project, self.version, names.TAG_DEPLOY)
-            if self._endpoint_exists() or self._configs_left():
-                self.backend().retire(self.project, self.stage)
-                done.append(f"{self.endpoint} and its resources")
+            stages.add(self.stage)
+        if self.preflight_passed and self.version:
+            # Nothing of the project served before the run: any endpoint serving our version
+            # now is ours (the promotion gate may have chosen another stage than --stage).
+            stages |= {s for s, v in self.backend().live(self.project).items()
+                       if v == self.version}
+        for stage in sorted(stages):
+            endpoint = names.endpoint_name(self.project, stage)
+            if self._endpoint_exists(endpoint) or self._configs_left(endpoint):
+                self.backend().retire(self.project, stage)
+                done.append(f"{endpoint} and its resources")
         if self.data_key:
             self.clients.s3.delete_object(Bucket=self.outputs.data_bucket, Key=self.data_key)
             done.append(f"s3://{self.outputs.data_bucket}/{self.data_key}")
@@ -261,12 +272,12 @@ class AwsSmoke:
             raise ControlCentreError("no version was trained")
         return self.version
 
-    def _endpoint_exists(self) -> bool:
-        return self.backend().current_config(self.endpoint) is not None
+    def _endpoint_exists(self, endpoint: str | None = None) -> bool:
+        return self.backend().current_config(endpoint or self.endpoint) is not None
 
-    def _configs_left(self) -> bool:
+    def _configs_left(self, endpoint: str) -> bool:
         found = self.clients.sagemaker.list_endpoint_configs(
-            NameContains=f"{self.endpoint}-v", MaxResults=10)["EndpointConfigs"]
+            NameContains=f"{endpoint}-v", MaxResults=10)["EndpointConfigs"]
         return bool(found)
 
     def backend(self) -> sm.SageMakerBackend:
