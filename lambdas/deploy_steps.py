@@ -185,7 +185,10 @@ def check_smoke(event: SmokeEvent, context: LambdaContext) -> dict[str, Any]:
 @event_parser(model=FinishEvent)
 def finish(event: FinishEvent, context: LambdaContext) -> dict[str, Any]:
     result = finish_logic(event, _registry())
-    logger.info("deployment finished", extra={"outcome": event.outcome, **result})
+    # Not **result: "message" is a LogRecord attribute, and logging refuses to overwrite it.
+    logger.info("deployment finished", extra={"outcome": event.outcome,
+                                              "subject": result["subject"],
+                                              "notice": result["message"]})
     return result
 
 

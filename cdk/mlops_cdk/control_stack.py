@@ -87,7 +87,7 @@ class ControlStack(Stack):
             training_volume_gb=settings.training.volume_gb,
             training_max_runtime_s=settings.training.max_runtime_s,
             training_environment=training_env, key=key,
-            log_retention=_retention(settings.log_retention_days))
+            log_retention=_retention(settings.log_retention_days), sagemaker_config=sm_config)
         self.intake = EventIntake(
             self, "EventIntake", factory=factory, registry_environment=registry_env,
             projects=settings.projects, stages=list(settings.stages),
@@ -125,6 +125,13 @@ class ControlStack(Stack):
             names.OUTPUT_SAGEMAKER_ROLE: role.role_arn,
             names.OUTPUT_NOTIFY_TOPIC: self.notifications.topic.topic_arn,
         }
+        # What the remote CLI (`mlops remote ...`) needs to find everything from the stack alone.
+        outputs[names.OUTPUT_TRACKING_URI] = settings.mlflow.url
+        outputs[names.OUTPUT_DATA_PREFIX] = settings.data_prefix_clean
+        if artifacts_destination:
+            outputs[names.OUTPUT_ARTIFACTS_DESTINATION] = artifacts_destination
+        if self.mlflow_auth is not None:
+            outputs[names.OUTPUT_MLFLOW_AUTH_SECRET] = self.mlflow_auth.secret_arn
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)
 

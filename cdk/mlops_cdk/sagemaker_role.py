@@ -25,7 +25,9 @@ class SageMakerRole(Construct):
             resources=[log_arn, f"{log_arn}:log-stream:*"]))
         self.role.add_to_policy(iam.PolicyStatement(
             actions=["cloudwatch:PutMetricData"], resources=["*"],
+            # aws/sagemaker/*: Model Monitor's data-quality metrics (mlops remote monitoring-job).
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*",
+                                                                 "aws/sagemaker/*",
                                                                  "AWS/SageMaker"]}}))
         # Pulling from ECR needs an account-wide token; the pull itself is granted per repo.
         self.role.add_to_policy(iam.PolicyStatement(

@@ -2,10 +2,12 @@
 
 SageMaker, CloudWatch and Application Auto Scaling are called through ``aws-sdk`` service
 integrations with Wait/Describe/Choice loops, never ``.sync``, so the synthesized
-definitions run end to end in moto in the tests. The deploy tasks take their requests whole
-from the ``resolve`` glue step (``InputPath``), which builds them with
+definitions run end to end in moto in the tests. The deploy and retire tasks send the requests
+the glue steps return (``resolve``, ``retire_plan``), which build them with
 ``mlops_control.backends.sagemaker``: one definition of every request shape, shared with the
-CLI's direct SageMaker backend.
+CLI's direct SageMaker backend. Each Task names the request's fields in ``Parameters``
+(``"ModelName.$": "$.deploy.create_model.ModelName"``); the field lists come from the same
+builders (``deployment_request_fields``), so they cannot drift.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from constructs import Construct
 
 from mlops_cdk import nag
 from mlops_cdk.lambda_factory import FunctionSpec, LambdaFactory
+from mlops_control.backends import sagemaker as sm
 
 ENDPOINT_POLL_S = 30
 TRAINING_POLL_S = 60
@@ -54,9 +57,13 @@ class Workflows(Construct):
                  training_output_uri: str, training_instance_type: str,
                  training_volume_gb: int, training_max_runtime_s: int,
                  training_environment: dict[str, str], key: kms.IKey | None,
-                 log_retention: logs.RetentionDays) -> None:
+                 log_retention: logs.RetentionDays,
+                 sagemaker_config: sm.SageMakerConfig) -> None:
         super().__init__(scope, construct_id)
         self._projects = list(projects)
+        # The fields of every request the glue steps return, from the request builders.
+        self._fields = {"deploy": sm.deployment_request_fields(sagemaker_config),
+                        "plan": sm.retire_request_fields()}
         self._key = key
         self.glue: dict[str, lambda_.Function] = {
             name: factory.function(spec, environment=glue_environment)
@@ -112,13 +119,23 @@ class Workflows(Construct):
                                  arn_format=_colon()) for p in self._projects]
 
     def _sdk(self, id_: str, service: str, action: str, resources: list[str], *,
-             input_path: str, iam_action: str | None = None,
+             request: str, iam_action: str | None = None,
              result_path: str | None = DISCARD,
-             result_selector: dict[str, str] | None = None) -> tasks.CallAwsService:
+             result_selector: dict[str, str] | None = None,
+             additional_iam_statements: list[iam.PolicyStatement] | None = None,
+             ) -> tasks.CallAwsService:
+        """An aws-sdk Task sending the request a glue step built at ``request`` (a path such
+        as ``$.deploy.create_model``), field by field (see ``deployment_request_fields``)."""
         return tasks.CallAwsService(
             self, id_, service=service, action=action, iam_resources=resources,
-            iam_action=iam_action, input_path=input_path, result_path=result_path,
-            result_selector=result_selector)
+            iam_action=iam_action, parameters=self._parameters(request),
+            result_path=result_path, result_selector=result_selector,
+            additional_iam_statements=additional_iam_statements)
+
+    def _parameters(self, request: str) -> dict[str, object]:
+        prefix, _, name = request.removeprefix("$.").partition(".")
+        return {field: sfn.JsonPath.object_at(f"{request}.{field}")
+                for field in self._fields[prefix][name]}
 
     def _lambda(self, id_: str, name: str, payload: dict[str, object],
                 result_path: str | None) -> tasks.LambdaInvoke:
@@ -172,9 +189,9 @@ class Workflows(Construct):
         # After the switch: put the previous config back, or delete a brand-new endpoint.
         revert = sfn.Choice(self, "HadPreviousVersion?")
         revert_update = self._sdk("RevertEndpoint", "sagemaker", "updateEndpoint", endpoints,
-                                  input_path="$.deploy.revert_endpoint")
+                                  request="$.deploy.revert_endpoint")
         delete_new = self._sdk("DeleteNewEndpoint", "sagemaker", "deleteEndpoint", endpoints,
-                               input_path="$.deploy.delete_endpoint")
+                               request="$.deploy.delete_endpoint")
         for step in (revert_update, delete_new):
             step.add_catch(record_failure, errors=TASK_FAILED, result_path="$.revert_error")
             step.next(record_failure)
@@ -189,23 +206,23 @@ class Workflows(Construct):
                                 "execution": sfn.JsonPath.string_at("$$.Execution.Name")},
                                "$.deploy")
         create_model = self._sdk("CreateModel", "sagemaker", "createModel", models,
-                                 input_path="$.deploy.create_model")
+                                 request="$.deploy.create_model")
         create_config = self._sdk("CreateEndpointConfig", "sagemaker", "createEndpointConfig",
-                                  configs, input_path="$.deploy.create_endpoint_config")
+                                  configs, request="$.deploy.create_endpoint_config")
         alarm_errors = self._sdk("PutErrorsAlarm", "cloudwatch", "putMetricAlarm",
-                                 self._alarm_arns(), input_path="$.deploy.alarm_errors")
+                                 self._alarm_arns(), request="$.deploy.alarm_errors")
         alarm_latency = self._sdk("PutLatencyAlarm", "cloudwatch", "putMetricAlarm",
-                                  self._alarm_arns(), input_path="$.deploy.alarm_latency")
+                                  self._alarm_arns(), request="$.deploy.alarm_latency")
         create_endpoint = self._sdk("CreateEndpoint", "sagemaker", "createEndpoint",
                                     endpoints + configs,
-                                    input_path="$.deploy.create_endpoint")
+                                    request="$.deploy.create_endpoint")
         update_endpoint = self._sdk("UpdateEndpoint", "sagemaker", "updateEndpoint",
                                     endpoints + configs,
-                                    input_path="$.deploy.update_endpoint")
+                                    request="$.deploy.update_endpoint")
         wait = sfn.Wait(self, "WaitForEndpoint",
                         time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_S)))
         describe = self._sdk("DescribeEndpoint", "sagemaker", "describeEndpoint", endpoints,
-                             input_path="$.deploy.describe_endpoint", result_path="$.endpoint",
+                             request="$.deploy.describe_endpoint", result_path="$.endpoint",
                              result_selector={
                                  "EndpointStatus.$": "$.EndpointStatus",
                                  "EndpointConfigName.$": "$.EndpointConfigName"})
@@ -219,17 +236,16 @@ class Workflows(Construct):
             "Cause.$": "States.Format('endpoint {} is {}; see its FailureReason in SageMaker', "
                        "$.deploy.spec.endpoint, $.endpoint.EndpointStatus)"})
         smoke = self._sdk("SmokeTest", "sagemakerruntime", "invokeEndpoint", endpoints,
-                          iam_action="sagemaker:InvokeEndpoint", input_path="$.deploy.smoke",
+                          iam_action="sagemaker:InvokeEndpoint", request="$.deploy.smoke",
                           result_path="$.smoke", result_selector={"Body.$": "$.Body"})
         check_smoke = self._lambda("CheckSmokeTest", "check_smoke",
                                    {"body": sfn.JsonPath.string_at("$.smoke.Body"),
                                     "rows": sfn.JsonPath.number_at("$.deploy.smoke_rows")},
                                    DISCARD)
-        scalable = tasks.CallAwsService(
-            self, "RegisterScalableTarget", service="applicationautoscaling",
-            action="registerScalableTarget", iam_resources=["*"],
+        scalable = self._sdk(
+            "RegisterScalableTarget", "applicationautoscaling", "registerScalableTarget", ["*"],
             iam_action="application-autoscaling:RegisterScalableTarget",
-            input_path="$.deploy.scalable_target", result_path=DISCARD,
+            request="$.deploy.scalable_target",
             # Autoscaling needs its service-linked role the first time in an account.
             additional_iam_statements=[iam.PolicyStatement(
                 actions=["iam:CreateServiceLinkedRole"], resources=["*"],
@@ -237,11 +253,11 @@ class Workflows(Construct):
                     "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}})])
         policy = self._sdk("PutScalingPolicy", "applicationautoscaling", "putScalingPolicy",
                            ["*"], iam_action="application-autoscaling:PutScalingPolicy",
-                           input_path="$.deploy.scaling_policy")
+                           request="$.deploy.scaling_policy")
         metrics_board = self._sdk("PutMetricsDashboard", "cloudwatch", "putDashboard",
-                                  dashboards, input_path="$.deploy.dashboards[0]")
+                                  dashboards, request="$.deploy.metrics_dashboard")
         stats_board = self._sdk("PutStatsDashboard", "cloudwatch", "putDashboard",
-                                dashboards, input_path="$.deploy.dashboards[1]")
+                                dashboards, request="$.deploy.stats_dashboard")
         record_success = self._lambda(
             "RecordSuccess", "finish",
             {"request": sfn.JsonPath.object_at("$$.Execution.Input"), "outcome": "succeeded"},
@@ -308,15 +324,15 @@ class Workflows(Construct):
             return state
 
         delete_endpoint = self._sdk("DeleteEndpoint", "sagemaker", "deleteEndpoint",
-                                    endpoints, input_path="$.plan.delete_endpoint")
+                                    endpoints, request="$.plan.delete_endpoint")
         deregister = self._sdk("DeregisterScalableTarget", "applicationautoscaling",
                                "deregisterScalableTarget", ["*"],
                                iam_action="application-autoscaling:DeregisterScalableTarget",
-                               input_path="$.plan.deregister_scalable_target")
+                               request="$.plan.deregister_scalable_target")
         delete_alarms = self._sdk("DeleteAlarms", "cloudwatch", "deleteAlarms",
-                                  self._alarm_arns(), input_path="$.plan.delete_alarms")
+                                  self._alarm_arns(), request="$.plan.delete_alarms")
         delete_boards = self._sdk("DeleteDashboards", "cloudwatch", "deleteDashboards",
-                                  dashboards, input_path="$.plan.delete_dashboards")
+                                  dashboards, request="$.plan.delete_dashboards")
         finish = self._lambda("RecordRetired", "retire_finish",
                               {"request": sfn.JsonPath.object_at("$$.Execution.Input")},
                               "$.result")

@@ -23,13 +23,24 @@ SECRET_MAX_AGE_S = 300
 
 
 @functools.cache
+def trace_aws_calls() -> None:
+    """Patch botocore for X-Ray before the first AWS client is made (see observability: the
+    patch imports botocore, which a handler needs only once it calls AWS)."""
+    from lambdas.common.observability import tracer
+
+    tracer.patch(["botocore"])
+
+
+@functools.cache
 def client(service: str) -> Any:
+    trace_aws_calls()
     import boto3
 
     return boto3.client(service)
 
 
 def secret_string(arn: str) -> str:
+    trace_aws_calls()  # Powertools makes its own Secrets Manager client
     from aws_lambda_powertools.utilities import parameters
 
     return str(parameters.get_secret(arn, max_age=SECRET_MAX_AGE_S))

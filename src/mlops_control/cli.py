@@ -7,12 +7,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlops_control import settings as settings_mod
 from mlops_control.errors import ControlCentreError
+
+if TYPE_CHECKING:
+    from mlops_control.registry import RegistryClient
+    from mlops_control.remote.outputs import StackOutputs
 
 app = typer.Typer(
     help="MLOps control centre: train, track, deploy, monitor and retire models with MLflow.",
@@ -352,6 +356,228 @@ def server_status() -> None:
     else:
         typer.echo("not running")
         raise typer.Exit(1)
+
+
+# --- AWS: the deployed control plane (docs/aws.md) ------------------------------------------
+remote_app = typer.Typer(
+    help="The control centre on AWS, after `cdk deploy`: everything is found from the "
+         "MlopsControl stack's outputs with your AWS credentials.", no_args_is_help=True)
+app.add_typer(remote_app, name="remote")
+
+
+def _aws(service: str) -> Any:
+    import boto3
+
+    return boto3.client(service)
+
+
+def _region() -> str:
+    import boto3
+
+    region = boto3.session.Session().region_name
+    if not region:
+        raise ControlCentreError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
+    return str(region)
+
+
+def _remote() -> tuple[StackOutputs, RegistryClient]:
+    from mlops_control.remote import outputs as outputs_mod
+
+    outputs = outputs_mod.load(_aws("cloudformation"))
+    return outputs, outputs_mod.registry(outputs, _aws("secretsmanager"))
+
+
+@remote_app.command("deployment")
+def remote_deployment(
+    model: Annotated[str, typer.Argument(help="<name>/<version> (or <name>/latest)")],
+    stage: Annotated[str, typer.Option(help="stage to serve at")] = "production",
+    wait: Annotated[bool, typer.Option(help="follow the status tags until the outcome")]
+    = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the outcome")] = 3600.0,
+) -> None:
+    """Deploy a version on SageMaker: tag it deploy=<stage> in MLflow (the control plane does
+    the rest) and follow its deployment.status tags."""
+    from mlops_control import local_models
+    from mlops_control.remote import deployment
+
+    _, registry = _remote()
+    name, version = local_models.resolve(registry, model)
+    asked = deployment.request(registry, name, version, stage)
+    if asked is None:
+        typer.echo(f"{name} version {version} already serves {name}-{stage}")
+        return
+    say(f"{name} version {version}: deploy={stage} set; the control plane deploys it")
+    if not wait:
+        return
+    outcome = deployment.wait(registry, name, version, stage, asked,
+                              timeout_s=timeout, progress=say)
+    typer.echo(f"{name} version {version}: {outcome.status} ({outcome.message})")
+    if outcome.status != "in_service":
+        raise typer.Exit(1)
+
+
+@remote_app.command("rollback")
+def remote_rollback(
+    project: Annotated[str, typer.Argument(help="registered model / project name")],
+    stage: Annotated[str, typer.Option(help="stage to roll back")] = "production",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the outcome")] = 3600.0,
+) -> None:
+    """Roll back <project>-<stage>: tag the live version deprecated=true; the control plane
+    serves the last good version again (or removes the endpoint when there is none)."""
+    from mlops_control.remote import deployment
+
+    _, registry = _remote()
+    outcome = deployment.rollback(registry, project, stage, timeout_s=timeout, progress=say)
+    typer.echo(f"{outcome.endpoint}: {outcome.message}")
+
+
+@remote_app.command("train")
+def remote_train(
+    project: Annotated[str, typer.Argument(help="project folder name under projects/")],
+    data: Annotated[str | None, typer.Option(
+        help="s3:// data to train on (default: the project's whole data prefix)")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the job and print the version")]
+    = True,
+) -> None:
+    """Train on SageMaker through the Train state machine (the shared image, the project's
+    data prefix, lineage and promotion gate as for new data, trigger=manual)."""
+    from mlops_control import names
+    from mlops_control.remote import training
+
+    outputs, registry = _remote()
+    sfn = _aws("stepfunctions")
+    arn, body = training.start(sfn, outputs, project, time.strftime("%Y%m%d%H%M%S"), data)
+    say(f"training {project} on {body['data_location']}: job {body['training_job_name']}")
+    if not wait:
+        typer.echo(arn)
+        return
+    training.wait(sfn, arn)
+    versions = [v.version for v in registry.model_versions(project)
+                if v.tags.get(names.TAG_LINEAGE_TRAINING_JOB) == body["training_job_name"]]
+    typer.echo(f"trained {project}: version {', '.join(versions) or 'none registered'}")
+
+
+@remote_app.command("batch-inference")
+def remote_batch_inference(
+    model: Annotated[str, typer.Argument(help="<name>/<version> (or <name>/latest)")],
+    input_uri: Annotated[str, typer.Argument(help="s3:// CSV file or prefix (header rows)")],
+    output_uri: Annotated[str | None, typer.Argument(
+        help="s3:// prefix for the results (default: the artifact bucket's batch/)")] = None,
+    instance_type: Annotated[str, typer.Option(help="transform instance type")]
+    = "ml.m5.large",
+    wait: Annotated[bool, typer.Option(help="wait for the job, then remove its model")]
+    = True,
+) -> None:
+    """Score CSV files in S3 with SageMaker Batch Transform on the shared image."""
+    import uuid
+
+    from mlops_control import local_models
+    from mlops_control.backends import sagemaker as sm
+    from mlops_control.remote import batch_transform
+
+    outputs, registry = _remote()
+    name, version = local_models.resolve(registry, model)
+    config = sm.SageMakerConfig(image_uri=outputs.image_uri,
+                                role_arn=outputs.sagemaker_role,
+                                capture_uri="", region=_region(),
+                                artifacts_destination=outputs.artifacts_destination)
+    target = output_uri or f"s3://{outputs.artifact_bucket}/batch/{name}/v{version}"
+    sagemaker = _aws("sagemaker")
+    operation = batch_transform.start(
+        sagemaker=sagemaker, registry=registry, config=config,
+        project=name, version=version, input_uri=input_uri, output_uri=target,
+        token=uuid.uuid4().hex[:8], instance_type=instance_type)
+    job = operation.job
+    say(f"transform job {job.job_name} started: {input_uri} -> {job.output_uri}")
+    if not wait:
+        return
+    try:
+        operation.wait(progress=say)
+    finally:
+        sagemaker.delete_model(ModelName=job.model_name)
+    for written in batch_transform.outputs_written(_aws("s3"), job.output_uri):
+        typer.echo(written)
+    typer.echo(f"results: {job.output_uri}")
+
+
+@remote_app.command("monitoring-job")
+def remote_monitoring_job(
+    project: Annotated[str, typer.Argument(help="project whose endpoint is monitored")],
+    baseline: Annotated[str, typer.Option(
+        help="s3:// CSV of model inputs with a header row (e.g. a sample of training data "
+             "without the target)")],
+    stage: Annotated[str, typer.Option(help="stage of the endpoint")] = "production",
+    schedule: Annotated[str, typer.Option(help="schedule expression")] = "cron(0 * ? * * *)",
+    analyzer_image: Annotated[str | None, typer.Option(
+        help="Model Monitor analyzer image (default: AWS's for the region)")] = None,
+) -> None:
+    """SageMaker Model Monitor data quality on <project>-<stage>: a baseline job on the CSV,
+    then a schedule comparing captured requests with it."""
+    from mlops_control import names
+    from mlops_control.remote import monitoring
+
+    outputs, _ = _remote()
+    endpoint = names.endpoint_name(project, stage)
+    plan = monitoring.plan(endpoint, outputs.artifact_bucket, baseline,
+                           time.strftime("%Y%m%d%H%M%S"))
+    image = analyzer_image or monitoring.analyzer_image(_region())
+    role = outputs.sagemaker_role
+    sagemaker = _aws("sagemaker")
+    operation = monitoring.start_baseline(sagemaker=sagemaker, s3=_aws("s3"), p=plan,
+                                          image=image, role_arn=role)
+    say(f"baseline job {plan.baseline_job} on {baseline} ...")
+    operation.wait(progress=say)
+    arn = monitoring.schedule(sagemaker=sagemaker, p=plan, image=image, role_arn=role,
+                              cron=schedule)
+    typer.echo(f"monitoring schedule {arn} ({schedule}); baseline {plan.baseline_uri}; "
+               f"reports {plan.reports_uri}")
+
+
+@remote_app.command("smoke")
+def remote_smoke(
+    project: Annotated[str, typer.Option(help="project to train and serve")] = "test-project",
+    stage: Annotated[str, typer.Option(help="stage to deploy to")] = "staging",
+) -> None:
+    """Prove the deployed stack end to end: train, deploy, invoke, dashboards, retire, clean
+    up (docs/aws.md says what it checks and costs). Refuses if anything of <project> serves."""
+    from mlops_control.remote import smoke
+
+    outputs, registry = _remote()
+    run = smoke.AwsSmoke(
+        clients=smoke.Clients(s3=_aws("s3"), sfn=_aws("stepfunctions"),
+                              sagemaker=_aws("sagemaker"), runtime=_aws("sagemaker-runtime"),
+                              cloudwatch=_aws("cloudwatch"),
+                              autoscaling=_aws("application-autoscaling")),
+        outputs=outputs, registry=registry, region=_region(),
+        project=project, stage=stage, say=say)
+    steps: list = []
+    try:
+        steps = run.run(smoke.project_data_csv(_settings().projects_dir / project))
+    finally:
+        for step in steps or run.steps:
+            mark = "ok  " if step.ok else "FAIL"
+            typer.echo(f"{mark} {step.name:<11} {step.seconds:7.0f}s  {step.detail}")
+    if not all(step.ok for step in run.steps):
+        raise typer.Exit(1)
+
+
+@remote_app.command("rotate-webhook-secret")
+def remote_rotate_webhook_secret(
+    sync_only: Annotated[bool, typer.Option(
+        "--sync-only", help="do not rotate: point MLflow's webhook at the stored secret")]
+    = False,
+) -> None:
+    """A new webhook HMAC secret in Secrets Manager and MLflow's webhook, together (rerunnable)."""
+    from mlops_control.remote import webhook_secret
+
+    outputs, registry = _remote()
+    result = webhook_secret.rotate(
+        secretsmanager=_aws("secretsmanager"), registry=registry,
+        secret_arn=outputs.webhook_secret, webhook_url=outputs.webhook_url,
+        sync_only=sync_only)
+    verb = "created" if result.created else "updated"
+    what = "rotated" if result.rotated else "kept"
+    typer.echo(f"webhook secret {what}; MLflow webhook {result.webhook_id} {verb}")
 
 
 def main() -> None:

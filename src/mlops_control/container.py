@@ -8,20 +8,62 @@ locally under a temporary folder: that is how local training and local serving r
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
+from collections.abc import MutableMapping
 from pathlib import Path
+from typing import Any
 
 from mlops_control import names
 from mlops_control.errors import ControlCentreError
 from mlops_control.sm_layout import MLRoot
 
 
+def load_mlflow_credentials(environ: MutableMapping[str, str] | None = None,
+                            secretsmanager: Any = None) -> bool:
+    """Put MLflow's basic-auth credentials into ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``
+    from the Secrets Manager secret named by ``MLOPS_MLFLOW_AUTH_SECRET_ARN``, as the Lambdas
+    do, before anything imports mlflow (which reads them from the environment).
+
+    Credentials already in the environment win (a person running the image by hand). Returns
+    whether the secret was read. An unreadable secret fails the job with a reason naming it,
+    rather than a 401 from MLflow halfway through training."""
+    env = os.environ if environ is None else environ
+    arn = env.get(names.ENV_MLFLOW_AUTH_SECRET_ARN, "")
+    if not arn or env.get("MLFLOW_TRACKING_USERNAME") or env.get("MLFLOW_TRACKING_TOKEN"):
+        return False
+    if secretsmanager is None:
+        import boto3
+
+        # The ARN names the secret's region; a training container need not have AWS_REGION.
+        parts = arn.split(":")
+        region = parts[3] if len(parts) > 3 and parts[3] else None
+        secretsmanager = boto3.client("secretsmanager", region_name=region)
+    try:
+        raw = secretsmanager.get_secret_value(SecretId=arn)["SecretString"]
+        credentials = json.loads(raw)
+        username, password = credentials["username"], credentials["password"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ControlCentreError(
+            f"the MLflow credentials secret {arn} must hold JSON "
+            f'{{"username": ..., "password": ...}} ({type(exc).__name__})') from None
+    except Exception as exc:  # botocore's ClientError and connection errors
+        raise ControlCentreError(
+            f"cannot read the MLflow credentials secret {arn}: {exc}") from None
+    env["MLFLOW_TRACKING_USERNAME"] = str(username)
+    env["MLFLOW_TRACKING_PASSWORD"] = str(password)
+    return True
+
+
 def _train(ml_root: MLRoot) -> int:
     from mlops_control import train_job
 
     try:
+        if load_mlflow_credentials():
+            print("[train] MLflow credentials read from Secrets Manager", file=sys.stderr,
+                  flush=True)
         train_job.run(ml_root)
     except ControlCentreError as exc:
         ml_root.write_failure(str(exc))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from mlops_control import names
@@ -329,6 +329,7 @@ def deployment_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
                         previous_config: str | None) -> dict[str, Any]:
     """Every request of one deployment, as the state machine takes them (see module doc)."""
     alarms = alarm_requests(spec.endpoint, cfg)
+    metrics_board, stats_board = dashboard_requests(spec, cfg, features_of(smoke_payload))
     return {
         "spec": asdict(spec),
         "endpoint_exists": previous_config is not None,
@@ -346,7 +347,10 @@ def deployment_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
         "smoke_rows": expected_rows(smoke_payload) if smoke_payload else 0,
         "scalable_target": scalable_target_request(spec, cfg),
         "scaling_policy": scaling_policy_request(spec, cfg),
-        "dashboards": dashboard_requests(spec, cfg, features_of(smoke_payload)),
+        # Two keys, not a list: a path like dashboards[0].DashboardName is not read alike by
+        # every JSONPath implementation (moto's returns a list).
+        "metrics_dashboard": metrics_board,
+        "stats_dashboard": stats_board,
     }
 
 
@@ -364,17 +368,47 @@ def retire_requests(project: str, stage: str) -> dict[str, Any]:
     }
 
 
+def deployment_request_fields(cfg: SageMakerConfig) -> dict[str, list[str]]:
+    """The top-level fields of each request in :func:`deployment_requests`, by its key there.
+
+    A Task state cannot hand an object on as a whole API request: its ``Parameters`` name each
+    field (``"ModelName.$": "$.deploy.create_model.ModelName"``), and a Task without
+    ``Parameters`` sends an empty request in moto while CDK always renders ``Parameters: {}``.
+    The state machine definitions are therefore written from this function, which runs the
+    very builders above, so the field lists cannot drift from the requests."""
+    sample_cfg = replace(cfg, stages={"sample": StageConfig()})
+    spec = DeploymentSpec(project="sample", stage="sample", version="1", endpoint="sample-sample",
+                          model_name="m", config_name="c", model_data_uri="s3://b/m/",
+                          token="t")
+    payload = {"dataframe_split": {"columns": ["a"], "data": [[1.0]]}}
+    requests = deployment_requests(spec, sample_cfg, payload, previous_config="old")
+    fields: dict[str, list[str]] = {}
+    for name, request in requests.items():
+        if isinstance(request, dict) and name != "spec":
+            fields[name] = sorted(request)
+    return fields
+
+
+def retire_request_fields() -> dict[str, list[str]]:
+    """As :func:`deployment_request_fields`, for :func:`retire_requests`."""
+    return {name: sorted(request) for name, request in retire_requests("p", "s").items()
+            if isinstance(request, dict)}
+
+
 # --- the backend --------------------------------------------------------------------------
 def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
 
 
-def _missing(exc: Exception) -> bool:
+def is_missing(exc: Exception) -> bool:
     """SageMaker says 'Could not find ...' with a ValidationException for missing things."""
     message = str(exc)
     return _error_code(exc) in ("ValidationException", "ResourceNotFound",
                                 "ObjectNotFoundException") and (
         "Could not find" in message or "does not exist" in message or "not found" in message)
+
+
+_missing = is_missing
 
 
 @dataclass
