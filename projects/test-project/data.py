@@ -44,7 +44,7 @@ def _read_one(fs, path: str) -> pd.DataFrame:
 
 
 def from_location(location: str) -> pd.DataFrame:
-    """Read every CSV/Parquet file at ``location`` (a file or a folder, local or S3), in name order."""
+    """Every CSV/Parquet file at ``location`` (a file or a folder, local or S3), in name order."""
     import pyarrow.fs as pafs
 
     fs, path = pafs.FileSystem.from_uri(location) if "://" in location else (

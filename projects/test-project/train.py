@@ -1,4 +1,4 @@
-"""Train test-project: a random forest on the breast cancer data, logged and registered in MLflow."""
+"""Train test-project: a random forest on the breast cancer data, logged and registered."""
 
 from __future__ import annotations
 
