@@ -3,11 +3,13 @@ Application Auto Scaling calls are the state machines' own ``aws-sdk`` tasks; th
 only what needs MLflow or a judgement:
 
 - ``resolve``: check the version may serve and mark it ``deploying`` (``apply.begin``), find
-  its artifacts and what serves now, and return every request of the deployment;
-- ``check_smoke``: judge the endpoint's answer to the project's test slice;
+  its artifacts and what serves now, delete candidate endpoints a stopped deployment left
+  behind, and return every request of the deployment;
+- ``check_smoke``: judge the answer to the project's test slice (from the candidate endpoint,
+  or from a first deployment's new endpoint);
 - ``finish``: write the outcome into the registry (``apply.succeed`` / ``apply.fail``) and
   return the notification text;
-- ``retire_finish``: delete the endpoint's configs and models, write ``retired``.
+- ``retire_finish``: delete the endpoint's candidates, configs and models, write ``retired``.
 
 A step that raises fails its Task; the state machine catches it and runs ``finish``.
 """
@@ -73,6 +75,8 @@ class FinishEvent(BaseModel):
     request: DeployRequest
     outcome: Literal["succeeded", "failed"]
     error: TaskError | None = None
+    revert_error: TaskError | None = None
+    """Set when putting the previous config back failed too: then it may not serve."""
 
 
 class RetireEvent(BaseModel):
@@ -102,6 +106,9 @@ def resolve_logic(event: ResolveEvent, registry: RegistryClient,
     target = apply.begin(registry, request.project, request.stage, request.version)
     spec = backend.spec_for(target)
     previous = backend.current_config(target.endpoint)
+    stale = backend.delete_candidates(target.endpoint)
+    if stale:
+        logger.warning("deleted candidate endpoints left behind", extra={"endpoints": stale})
     return sm.deployment_requests(spec, backend.config, target.smoke_payload, previous)
 
 
@@ -118,9 +125,13 @@ def finish_logic(event: FinishEvent, registry: RegistryClient) -> dict[str, Any]
                 "message": f"{request.project} version {request.version} is in service at "
                            f"{endpoint}: {request.reason}"}
     reason = failure_reason(event.error)
-    apply.fail(registry, None, request.project, request.stage, request.version, reason,
-               request.replaces)
-    still = (f" Version {request.replaces} keeps serving." if request.replaces else "")
+    live = request.replaces
+    if event.revert_error is not None:
+        reason = (f"{reason}; putting the previous config back failed too: "
+                  f"{failure_reason(event.revert_error)} (check {endpoint} in SageMaker)")
+        live = None  # then nobody may claim the previous version serves
+    apply.fail(registry, None, request.project, request.stage, request.version, reason, live)
+    still = f" Version {live} keeps serving." if live else ""
     return {"subject": f"Deployment to {endpoint} failed"[:99],
             "message": f"{request.project} version {request.version} was not deployed to "
                        f"{endpoint}: {reason}.{still}"}
@@ -130,13 +141,14 @@ def retire_logic(event: RetireEvent, registry: RegistryClient,
                  backend: sm.SageMakerBackend) -> dict[str, Any]:
     request = event.request
     endpoint = names.endpoint_name(request.project, request.stage)
+    candidates = backend.delete_candidates(endpoint)
     deleted = backend.delete_configs_and_models(endpoint)
     # The state machine already deleted the endpoint, alarms and dashboards; apply.retire
     # only writes the tags (its backend call is a no-op here).
     apply.retire(registry, _AlreadyRetired(), request.project,
                  plan.Retire(request.stage, request.version, request.reason or
                              f"{endpoint} retired"))
-    return {"endpoint": endpoint, "deleted_configs": deleted}
+    return {"endpoint": endpoint, "deleted_candidates": candidates, "deleted_configs": deleted}
 
 
 class _AlreadyRetired:

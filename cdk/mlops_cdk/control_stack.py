@@ -167,6 +167,12 @@ class ControlStack(Stack):
         finish = glue["retire_finish"]
         finish.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:ListEndpointConfigs"], resources=["*"]))
+        # Both delete candidate endpoints (<endpoint>--<token>) a stopped deployment left.
+        for fn in (glue["resolve"], finish):
+            fn.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:ListEndpoints"], resources=["*"]))
+            fn.add_to_role_policy(iam.PolicyStatement(
+                actions=["sagemaker:DeleteEndpoint"], resources=scoped["endpoint"]))
         finish.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:ListTags", "sagemaker:DeleteEndpointConfig",
                      "sagemaker:DeleteModel"],

@@ -162,10 +162,43 @@ class Workflows(Construct):
 
     # --- deploy ---------------------------------------------------------------------------
     def _deploy_definition(self) -> sfn.IChainable:
+        """Replacement: the new version is smoke-tested on a candidate endpoint of its own
+        (deleted whatever the outcome) before the live endpoint is updated, so the live
+        endpoint never sends an untested version traffic and a failed test leaves it as it
+        was. First deployment: the new endpoint is smoke-tested itself, deleted on failure.
+        A failure after the update puts the previous config back and waits until it serves
+        before the failure is recorded. See docs/aws.md for the diagram."""
         endpoints = self._arns("endpoint", "{project}-*")
         configs = self._arns("endpoint-config", "{project}-*")
         models = self._arns("model", "{project}-*")
         dashboards = self._arns("dashboard", "{project}_*", service="cloudwatch", region="")
+
+        def on_error(state: sfn.TaskStateBase, target: sfn.IChainable,
+                     result_path: str = "$.error") -> None:
+            state.add_catch(target, errors=TASK_FAILED, result_path=result_path)
+
+        def status_is(path: str, *states: str) -> sfn.Condition:
+            return sfn.Condition.or_(*[sfn.Condition.string_equals(path, s) for s in states])
+
+        def describe(id_: str, request: str, result_path: str) -> tasks.CallAwsService:
+            return self._sdk(id_, "sagemaker", "describeEndpoint", endpoints, request=request,
+                             result_path=result_path, result_selector={
+                                 "EndpointStatus.$": "$.EndpointStatus",
+                                 "EndpointConfigName.$": "$.EndpointConfigName"})
+
+        def failure_reason(id_: str, request: str, error: str) -> tasks.CallAwsService:
+            # Only reached when the endpoint is Failed, which is when SageMaker sets a
+            # FailureReason; read before the endpoint is deleted, as it goes with it.
+            return self._sdk(id_, "sagemaker", "describeEndpoint", endpoints, request=request,
+                             result_path="$.error", result_selector={
+                                 "Error": error,
+                                 "Cause.$": "States.Format('endpoint {} is {}: {}', "
+                                            "$.EndpointName, $.EndpointStatus, "
+                                            "$.FailureReason)"})
+
+        def wait(id_: str) -> sfn.Wait:
+            return sfn.Wait(self, id_,
+                            time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_S)))
 
         # Failure: tags first (apply.fail), then the notification, then the Fail state.
         failed = sfn.Fail(self, "DeploymentFailed", cause="see the model version's tags",
@@ -179,27 +212,53 @@ class Workflows(Construct):
             self, "NotifyUnrecordedFailure", topic=self.topic,
             subject="Deployment failed and could not be recorded in MLflow",
             message=sfn.TaskInput.from_json_path_at("$"), result_path=DISCARD).next(failed)
+        request = sfn.JsonPath.object_at("$$.Execution.Input")
         record_failure = self._lambda(
             "RecordFailure", "finish",
-            {"request": sfn.JsonPath.object_at("$$.Execution.Input"), "outcome": "failed",
+            {"request": request, "outcome": "failed",
              "error": sfn.JsonPath.object_at("$.error")}, "$.notice")
-        record_failure.add_catch(notify_raw, errors=TASK_FAILED, result_path="$.record_error")
-        record_failure.next(notify)
+        # A separate state, because a payload may not name a path that is absent (that is
+        # States.Runtime, which no Catch catches): only this one has $.revert_error.
+        record_unreverted = self._lambda(
+            "RecordUnrevertedFailure", "finish",
+            {"request": request, "outcome": "failed",
+             "error": sfn.JsonPath.object_at("$.error"),
+             "revert_error": sfn.JsonPath.object_at("$.revert_error")}, "$.notice")
+        for record in (record_failure, record_unreverted):
+            on_error(record, notify_raw, "$.record_error")
+            record.next(notify)
 
-        # After the switch: put the previous config back, or delete a brand-new endpoint.
+        # After the update: put the previous config back and wait until it serves again, or
+        # delete a brand-new endpoint (it served nothing before).
         revert = sfn.Choice(self, "HadPreviousVersion?")
-        revert_update = self._sdk("RevertEndpoint", "sagemaker", "updateEndpoint", endpoints,
-                                  request="$.deploy.revert_endpoint")
+        revert_update = self._sdk("RevertEndpoint", "sagemaker", "updateEndpoint",
+                                  endpoints + configs, request="$.deploy.revert_endpoint")
+        wait_revert = wait("WaitForRevert")
+        describe_revert = describe("DescribeRevertedEndpoint", "$.deploy.describe_endpoint",
+                                   "$.revert")
+        revert_failed = sfn.Pass(self, "RevertFailed", result_path="$.revert_error",
+                                 parameters={"Error": "RevertFailed", "Cause.$": (
+                                     "States.Format('{} is {} on config {}, not back on {}', "
+                                     "$.deploy.spec.endpoint, $.revert.EndpointStatus, "
+                                     "$.revert.EndpointConfigName, $.deploy.previous_config)")})
+        reverted = sfn.Choice(self, "Reverted?")
+        reverted.when(sfn.Condition.and_(
+            sfn.Condition.string_equals("$.revert.EndpointStatus", "InService"),
+            sfn.Condition.string_equals_json_path("$.revert.EndpointConfigName",
+                                                  "$.deploy.previous_config")), record_failure)
+        reverted.when(status_is("$.revert.EndpointStatus", *sm.WAITING_STATES), wait_revert)
+        reverted.otherwise(revert_failed)
+        revert_failed.next(record_unreverted)
+        for step in (revert_update, describe_revert):
+            on_error(step, record_unreverted, "$.revert_error")
+        revert_update.next(wait_revert)
+        wait_revert.next(describe_revert).next(reverted)
         delete_new = self._sdk("DeleteNewEndpoint", "sagemaker", "deleteEndpoint", endpoints,
                                request="$.deploy.delete_endpoint")
-        for step in (revert_update, delete_new):
-            step.add_catch(record_failure, errors=TASK_FAILED, result_path="$.revert_error")
-            step.next(record_failure)
+        on_error(delete_new, record_failure, "$.revert_error")
+        delete_new.next(record_failure)
         revert.when(sfn.Condition.boolean_equals("$.deploy.endpoint_exists", True),
                     revert_update).otherwise(delete_new)
-
-        def on_error(state: sfn.TaskStateBase, target: sfn.IChainable) -> None:
-            state.add_catch(target, errors=TASK_FAILED, result_path="$.error")
 
         resolve = self._lambda("Resolve", "resolve",
                                {"request": sfn.JsonPath.object_at("$"),
@@ -213,19 +272,50 @@ class Workflows(Construct):
                                  self._alarm_arns(), request="$.deploy.alarm_errors")
         alarm_latency = self._sdk("PutLatencyAlarm", "cloudwatch", "putMetricAlarm",
                                   self._alarm_arns(), request="$.deploy.alarm_latency")
+
+        # The candidate: the new version alone on an endpoint no client knows.
+        candidate_config = self._sdk("CreateCandidateConfig", "sagemaker",
+                                     "createEndpointConfig", configs,
+                                     request="$.deploy.create_candidate_config")
+        candidate = self._sdk("CreateCandidateEndpoint", "sagemaker", "createEndpoint",
+                              endpoints + configs, request="$.deploy.create_candidate_endpoint")
+        wait_candidate = wait("WaitForCandidate")
+        describe_candidate = describe("DescribeCandidate",
+                                      "$.deploy.describe_candidate_endpoint", "$.candidate")
+        candidate_failed = sfn.Pass(self, "CandidateFailed", result_path="$.error", parameters={
+            "Error": "CandidateFailed",
+            "Cause.$": "States.Format('candidate endpoint {} is {}; see its FailureReason', "
+                       "$.deploy.spec.candidate_endpoint, $.candidate.EndpointStatus)"})
+        candidate_reason = failure_reason("CandidateFailureReason",
+                                          "$.deploy.describe_candidate_endpoint",
+                                          "CandidateFailed")
+        smoke_candidate = self._sdk("SmokeTestCandidate", "sagemakerruntime", "invokeEndpoint",
+                                    endpoints, iam_action="sagemaker:InvokeEndpoint",
+                                    request="$.deploy.smoke", result_path="$.smoke",
+                                    result_selector={"Body.$": "$.Body"})
+        check_candidate = self._check_smoke("CheckCandidateSmokeTest")
+        delete_candidate = self._sdk("DeleteCandidate", "sagemaker", "deleteEndpoint",
+                                     endpoints, request="$.deploy.delete_candidate_endpoint")
+        delete_failed_candidate = self._sdk("DeleteFailedCandidate", "sagemaker",
+                                            "deleteEndpoint", endpoints,
+                                            request="$.deploy.delete_candidate_endpoint")
+        candidate_ready = sfn.Choice(self, "CandidateReady?")
+        candidate_ready.when(sfn.Condition.string_equals("$.candidate.EndpointStatus",
+                                                         "InService"), smoke_candidate)
+        candidate_ready.when(status_is("$.candidate.EndpointStatus", *sm.WAITING_STATES),
+                             wait_candidate)
+        candidate_ready.otherwise(candidate_failed)
+
+        # The live endpoint.
         create_endpoint = self._sdk("CreateEndpoint", "sagemaker", "createEndpoint",
                                     endpoints + configs,
                                     request="$.deploy.create_endpoint")
         update_endpoint = self._sdk("UpdateEndpoint", "sagemaker", "updateEndpoint",
                                     endpoints + configs,
                                     request="$.deploy.update_endpoint")
-        wait = sfn.Wait(self, "WaitForEndpoint",
-                        time=sfn.WaitTime.duration(Duration.seconds(ENDPOINT_POLL_S)))
-        describe = self._sdk("DescribeEndpoint", "sagemaker", "describeEndpoint", endpoints,
-                             request="$.deploy.describe_endpoint", result_path="$.endpoint",
-                             result_selector={
-                                 "EndpointStatus.$": "$.EndpointStatus",
-                                 "EndpointConfigName.$": "$.EndpointConfigName"})
+        wait_endpoint = wait("WaitForEndpoint")
+        describe_endpoint = describe("DescribeEndpoint", "$.deploy.describe_endpoint",
+                                     "$.endpoint")
         rolled_back = sfn.Pass(self, "RolledBackByAlarm", result_path="$.error",
                                parameters={"Error": "RolledBack", "Cause": (
                                    "the endpoint went back to the previous version during the "
@@ -235,13 +325,13 @@ class Workflows(Construct):
             "Error": "EndpointFailed",
             "Cause.$": "States.Format('endpoint {} is {}; see its FailureReason in SageMaker', "
                        "$.deploy.spec.endpoint, $.endpoint.EndpointStatus)"})
-        smoke = self._sdk("SmokeTest", "sagemakerruntime", "invokeEndpoint", endpoints,
-                          iam_action="sagemaker:InvokeEndpoint", request="$.deploy.smoke",
-                          result_path="$.smoke", result_selector={"Body.$": "$.Body"})
-        check_smoke = self._lambda("CheckSmokeTest", "check_smoke",
-                                   {"body": sfn.JsonPath.string_at("$.smoke.Body"),
-                                    "rows": sfn.JsonPath.number_at("$.deploy.smoke_rows")},
-                                   DISCARD)
+        endpoint_reason = failure_reason("EndpointFailureReason", "$.deploy.describe_endpoint",
+                                         "EndpointFailed")
+        smoke_new = self._sdk("SmokeTestNewEndpoint", "sagemakerruntime", "invokeEndpoint",
+                              endpoints, iam_action="sagemaker:InvokeEndpoint",
+                              request="$.deploy.smoke", result_path="$.smoke",
+                              result_selector={"Body.$": "$.Body"})
+        check_new = self._check_smoke("CheckNewEndpointSmokeTest")
         scalable = self._sdk(
             "RegisterScalableTarget", "applicationautoscaling", "registerScalableTarget", ["*"],
             iam_action="application-autoscaling:RegisterScalableTarget",
@@ -259,49 +349,72 @@ class Workflows(Construct):
         stats_board = self._sdk("PutStatsDashboard", "cloudwatch", "putDashboard",
                                 dashboards, request="$.deploy.stats_dashboard")
         record_success = self._lambda(
-            "RecordSuccess", "finish",
-            {"request": sfn.JsonPath.object_at("$$.Execution.Input"), "outcome": "succeeded"},
+            "RecordSuccess", "finish", {"request": request, "outcome": "succeeded"},
             "$.notice")
         succeeded = sfn.Succeed(self, "Deployed")
         # The new version serves even if MLflow is down right now; the reconciler repairs
         # the tags later, so this is still a success (and says so in the logs).
-        record_success.add_catch(succeeded, errors=TASK_FAILED, result_path="$.record_error")
+        on_error(record_success, succeeded, "$.record_error")
 
+        # Before anything serves the new version, a failure has nothing to undo.
         for state in (resolve, create_model, create_config, alarm_errors, alarm_latency,
-                      create_endpoint, update_endpoint):
+                      candidate_config, candidate, create_endpoint, update_endpoint):
             on_error(state, record_failure)
-        on_error(describe, revert)
-        for state in (smoke, check_smoke, scalable, policy, metrics_board, stats_board):
+        for state in (describe_candidate, smoke_candidate, check_candidate):
+            on_error(state, delete_failed_candidate)
+        on_error(candidate_reason, delete_failed_candidate, "$.reason_error")
+        on_error(delete_failed_candidate, record_failure, "$.cleanup_error")
+        # The version passed: a candidate that will not go is deleted by the next
+        # deployment or by retire, and is no reason to keep the old version.
+        on_error(delete_candidate, update_endpoint, "$.cleanup_error")
+        # After the update (or a first deployment's create): undo, then record.
+        for state in (describe_endpoint, smoke_new, check_new, scalable, policy,
+                      metrics_board, stats_board):
             on_error(state, revert)
-        endpoint_failed.next(revert)
-        rolled_back.next(record_failure)
+        on_error(endpoint_reason, revert, "$.reason_error")
 
-        has_smoke = sfn.Choice(self, "HasTestSlice?").when(
-            sfn.Condition.is_null("$.deploy.smoke"), scalable).otherwise(
-            smoke.next(check_smoke).next(scalable))
+        candidate_config.next(candidate).next(wait_candidate)
+        wait_candidate.next(describe_candidate).next(candidate_ready)
+        smoke_candidate.next(check_candidate).next(delete_candidate).next(update_endpoint)
+        candidate_failed.next(candidate_reason).next(delete_failed_candidate)
+        delete_failed_candidate.next(record_failure)
+
+        smoke_first = sfn.Choice(self, "NewEndpointNeedsSmokeTest?").when(
+            sfn.Condition.and_(
+                sfn.Condition.boolean_equals("$.deploy.endpoint_exists", False),
+                sfn.Condition.not_(sfn.Condition.is_null("$.deploy.smoke"))),
+            smoke_new.next(check_new).next(scalable)).otherwise(scalable)
         scalable.next(policy).next(metrics_board).next(stats_board).next(
             record_success).next(succeeded)
 
-        status = sfn.Choice(self, "EndpointReady?")
-        status.when(sfn.Condition.and_(
+        ready = sfn.Choice(self, "EndpointReady?")
+        ready.when(sfn.Condition.and_(
             sfn.Condition.string_equals("$.endpoint.EndpointStatus", "InService"),
             sfn.Condition.string_equals_json_path("$.endpoint.EndpointConfigName",
-                                                  "$.deploy.spec.config_name")), has_smoke)
-        status.when(sfn.Condition.string_equals("$.endpoint.EndpointStatus", "InService"),
-                    rolled_back)
-        status.when(sfn.Condition.or_(*[
-            sfn.Condition.string_equals("$.endpoint.EndpointStatus", s)
-            for s in ("Creating", "Updating", "SystemUpdating", "RollingBack")]), wait)
-        status.otherwise(endpoint_failed)
-        wait.next(describe).next(status)
+                                                  "$.deploy.spec.config_name")), smoke_first)
+        ready.when(sfn.Condition.string_equals("$.endpoint.EndpointStatus", "InService"),
+                   rolled_back)
+        ready.when(status_is("$.endpoint.EndpointStatus", *sm.WAITING_STATES), wait_endpoint)
+        ready.otherwise(endpoint_failed)
+        wait_endpoint.next(describe_endpoint).next(ready)
+        rolled_back.next(record_failure)
+        endpoint_failed.next(endpoint_reason).next(revert)
+        update_endpoint.next(wait_endpoint)
+        create_endpoint.next(wait_endpoint)
 
+        test_first = sfn.Choice(self, "HasTestSlice?").when(
+            sfn.Condition.is_null("$.deploy.smoke"), update_endpoint).otherwise(
+            candidate_config)
         exists = sfn.Choice(self, "EndpointExists?").when(
             sfn.Condition.boolean_equals("$.deploy.endpoint_exists", True),
-            update_endpoint).otherwise(create_endpoint)
-        update_endpoint.next(wait)
-        create_endpoint.next(wait)
+            test_first).otherwise(create_endpoint)
         return (resolve.next(create_model).next(create_config).next(alarm_errors)
                 .next(alarm_latency).next(exists))
+
+    def _check_smoke(self, id_: str) -> tasks.LambdaInvoke:
+        return self._lambda(id_, "check_smoke",
+                            {"body": sfn.JsonPath.string_at("$.smoke.Body"),
+                             "rows": sfn.JsonPath.number_at("$.deploy.smoke_rows")}, DISCARD)
 
     # --- retire ---------------------------------------------------------------------------
     def _retire_definition(self) -> sfn.IChainable:

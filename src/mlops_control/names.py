@@ -126,7 +126,12 @@ SM_TAG_STAGE = "mlops:stage"
 SM_TAG_VERSION = "mlops:version"
 SM_TAG_ENDPOINT = "mlops:endpoint"
 SM_VARIANT = "AllTraffic"
-"""The one production variant of every endpoint (blue/green swaps fleets, not variants)."""
+"""The one production variant of every endpoint config, whatever version it serves. The name
+stays the same from version to version on purpose: a blue/green update with deployment
+guardrails (auto-rollback on alarms) needs the new config to have the same variant name as the
+old one, and the variant is also what the alarms, the autoscaling target and the dashboards
+name. A new version is smoke-tested on a candidate endpoint of its own before the update
+(:func:`candidate_endpoint_name`), not as a second variant of the live endpoint."""
 SM_SERVING_ENV = "serve"
 """The command SageMaker passes to the shared image for an endpoint (BYOC contract)."""
 STATS_NAMESPACE = "MLOpsControl/Stats"
@@ -142,12 +147,47 @@ PREDICTION_FEATURE = "__prediction__"
 _SM_NAME_MAX = 63
 
 
-def sagemaker_resource_name(endpoint: str, version: str, token: str) -> str:
+def _token(token: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", token)[:8] or "0"
+
+
+def sagemaker_resource_name(endpoint: str, version: str, token: str, role: str = "") -> str:
     """The SageMaker model and endpoint-config name of one deployment of ``version`` to
     ``endpoint``: ``<endpoint>-v<version>-<token>`` within SageMaker's 63 characters. ``token``
-    tells deployments of the same version apart (a redeploy after a failure)."""
-    suffix = f"-v{version}-{re.sub(r'[^A-Za-z0-9]', '', token)[:8]}"
+    tells deployments of the same version apart (a redeploy after a failure); ``role`` names
+    a second config of the same deployment (``candidate``: the smoke-test config)."""
+    suffix = f"-v{version}-{_token(token)}" + (f"-{role}" if role else "")
     return f"{endpoint[: _SM_NAME_MAX - len(suffix)].rstrip('-')}{suffix}"
+
+
+CANDIDATE_ROLE = "candidate"
+_CANDIDATE_SEPARATOR = "--"
+_CANDIDATE_STEM_MAX = _SM_NAME_MAX - len(_CANDIDATE_SEPARATOR) - 8
+
+
+def candidate_endpoint_prefix(endpoint: str) -> str:
+    """What the names of ``endpoint``'s candidate endpoints start with: ``<endpoint>--``
+    (a long endpoint name is shortened, with a digest of the whole name so that two long
+    endpoints sharing a prefix never share candidates).
+
+    The doubled hyphen keeps a candidate apart from every live endpoint: a name
+    ``<p>-<s>--<token>`` read as ``<project>-<stage>`` would need a project ending in ``-``,
+    which :data:`PROJECT_NAME_PATTERN` refuses (upper case would not do: SageMaker compares
+    endpoint names case-insensitively in CreateEndpoint)."""
+    if len(endpoint) > _CANDIDATE_STEM_MAX:
+        import hashlib
+
+        digest = hashlib.sha256(endpoint.encode()).hexdigest()[:8]
+        endpoint = f"{endpoint[: _CANDIDATE_STEM_MAX - 9].rstrip('-')}-{digest}"
+    return f"{endpoint}{_CANDIDATE_SEPARATOR}"
+
+
+def candidate_endpoint_name(endpoint: str, token: str) -> str:
+    """The short-lived endpoint on which one deployment smoke-tests its new version before
+    ``endpoint`` sends it any traffic: ``<endpoint>--<token>``. One per deployment (the token
+    is the deployment's), so a candidate left behind by a deployment that died never blocks
+    the next one, which deletes it (see :func:`candidate_endpoint_prefix`)."""
+    return f"{candidate_endpoint_prefix(endpoint)}{_token(token)}"
 
 
 def alarm_names(endpoint: str) -> tuple[str, str]:

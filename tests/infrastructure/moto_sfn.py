@@ -30,14 +30,12 @@ What is patched, and why:
 - Lambda Invoke is routed to the real handler in-process (moto's simple Lambda backend would
   echo the input);
 - Wait states return at once (the seconds asked for are recorded);
-- SageMaker, as moto lacks it: ``UpdateEndpoint`` (a moto backend + response extension),
-  endpoints and training jobs that pass through ``Creating``/``Updating``/``InProgress`` for
-  :attr:`World.polls` describes before settling, injected faults (an endpoint that fails to
-  start, a blue/green update rolled back by an alarm, a failed training job), and the model
-  behind an endpoint: no container runs, so what an endpoint answers is scripted per model
-  version (by default one prediction per row it was sent); moto's InvokeEndpoint also reads
-  the endpoint name from the query string instead of the path, so the response is patched
-  to read it from the path and to answer for that endpoint (or refuse if it does not serve).
+- SageMaker, as moto lacks it (``tests/moto_sagemaker.py``, shared with the backend's tests):
+  ``UpdateEndpoint``, endpoints and training jobs that pass through
+  ``Creating``/``Updating``/``InProgress`` before settling, injected faults, and the model
+  behind an endpoint, scripted per version, every invocation recorded with what each endpoint
+  served at that moment. Each glue Lambda invocation records the same snapshot
+  (:attr:`Invocation.endpoints`), so a test can say what served when a failure was recorded.
 """
 
 from __future__ import annotations
@@ -52,9 +50,8 @@ import string
 import threading
 import time
 import traceback
-import urllib.parse
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,8 +63,9 @@ from botocore.exceptions import ParamValidationError
 from botocore.response import StreamingBody
 from botocore.validate import validate_parameters
 
-ACCOUNT = "123456789012"
-REGION = "eu-west-1"
+from tests import moto_sagemaker
+from tests.moto_sagemaker import ACCOUNT, REGION, Serving, World
+
 PSEUDO = {"AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT,
           "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": "MlopsControl",
           "AWS::NoValue": None}
@@ -218,6 +216,8 @@ class Invocation:
     event: Any
     result: Any = None
     error: str | None = None
+    endpoints: dict[str, Serving] = field(default_factory=dict)
+    """Every SageMaker endpoint when the function was invoked."""
 
 
 class LambdaContext:
@@ -240,9 +240,10 @@ class LambdaRuntime:
     then runs the function's handler with the function's environment (plus ``overrides``,
     e.g. where MLflow is in this test)."""
 
-    def __init__(self, stack: MotoStack, overrides: dict[str, str]) -> None:
+    def __init__(self, stack: MotoStack, overrides: dict[str, str], world: World) -> None:
         self.stack = stack
         self.overrides = overrides
+        self.world = world
         self.invocations: list[Invocation] = []
         self._lock = threading.Lock()
         self._shape = _client("lambda").meta.service_model.operation_model("Invoke").input_shape
@@ -251,7 +252,7 @@ class LambdaRuntime:
         validate_parameters(params, self._shape)
         spec = self.stack.functions[params["FunctionName"]]
         event = json.loads(params.get("Payload") or b"{}")
-        record = Invocation(spec.logical_id, event)
+        record = Invocation(spec.logical_id, event, endpoints=self.world.endpoints())
         self.invocations.append(record)
         module_name, _, attr = spec.handler.rpartition(".")
         with self._lock, _environment({**spec.environment, "AWS_REGION": REGION,
@@ -297,141 +298,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
             else:
                 os.environ[key] = value
         get_environment.cache_clear()
-
-
-# --- SageMaker: what moto lacks ------------------------------------------------------------
-def _default_answer(request: dict[str, Any]) -> str:
-    """A healthy model: one prediction per row sent."""
-    rows = request.get("dataframe_split", {}).get("data") or request.get("instances") or []
-    return json.dumps({"predictions": [0] * len(rows)})
-
-
-@dataclass
-class World:
-    """The SageMaker behaviour a test scripts."""
-
-    polls: int = 1
-    """Describes that still show Creating/Updating/InProgress before a change settles."""
-    endpoint_fails: str | None = None
-    """FailureReason of a new endpoint that does not start."""
-    update_rolls_back: bool = False
-    """An alarm fires during a blue/green update: the endpoint stays on its old config."""
-    training_fails: str | None = None
-    answers: dict[str, Callable[[dict[str, Any]], str]] = field(default_factory=dict)
-    """What the model of each version answers (default: one prediction per row)."""
-    _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-def _sagemaker_extension(monkeypatch: pytest.MonkeyPatch, world: World) -> None:
-    from moto.core.responses import ActionResult
-    from moto.sagemaker import models as sm_models
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.responses import SageMakerResponse
-    from moto.sagemakerruntime.models import SageMakerRuntimeBackend
-    from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
-
-    backend_cls = sm_models.SageMakerModelBackend
-    create_endpoint = backend_cls.create_endpoint
-    describe_endpoint = backend_cls.describe_endpoint
-    create_training_job = backend_cls.create_training_job
-    describe_training_job = backend_cls.describe_training_job
-
-    def settle(key: str) -> dict[str, Any] | None:
-        pending = world._pending.get(key)
-        if pending is None:
-            return None
-        pending["polls"] -= 1
-        if pending["polls"] >= 0:
-            return None
-        return world._pending.pop(key)
-
-    def patched_create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
-                                tags: Any) -> Any:
-        endpoint = create_endpoint(self, endpoint_name, endpoint_config_name, tags)
-        endpoint.endpoint_status = "Creating"
-        world._pending[f"endpoint/{endpoint_name}"] = {
-            "polls": world.polls, "config": endpoint_config_name,
-            "failure": world.endpoint_fails}
-        return endpoint
-
-    def update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> str:
-        endpoint = self.endpoints.get(endpoint_name)
-        if endpoint is None:
-            arn = sm_models.FakeEndpoint.arn_formatter(endpoint_name, self.account_id,
-                                                       self.region_name)
-            raise ValidationError(message=f"Could not find endpoint '{arn}'.")
-        self.describe_endpoint_config(endpoint_config_name)  # raises if it does not exist
-        if endpoint.endpoint_status != "InService":
-            raise ValidationError(message=f"Cannot update in-progress endpoint "
-                                          f"'{endpoint.arn}'.")
-        endpoint.endpoint_status = "Updating"
-        world._pending[f"endpoint/{endpoint_name}"] = {
-            "polls": world.polls, "failure": None,
-            "config": endpoint.endpoint_config_name if world.update_rolls_back
-            else endpoint_config_name}
-        return str(endpoint.arn)
-
-    def patched_describe_endpoint(self: Any, endpoint_name: str) -> Any:
-        done = settle(f"endpoint/{endpoint_name}")
-        endpoint = self.endpoints.get(endpoint_name)
-        if done and endpoint is not None:
-            endpoint.endpoint_config_name = done["config"]
-            endpoint.endpoint_status = "Failed" if done["failure"] else "InService"
-            endpoint.failure_reason = done["failure"]
-        return describe_endpoint(self, endpoint_name)
-
-    def update_endpoint_response(self: Any) -> Any:
-        arn = self.sagemaker_backend.update_endpoint(
-            self._get_param("EndpointName"), self._get_param("EndpointConfigName"))
-        return ActionResult({"EndpointArn": arn})
-
-    def patched_create_training_job(self: Any, training_job_name: str, *args: Any,
-                                    **kwargs: Any) -> Any:
-        job = create_training_job(self, training_job_name, *args, **kwargs)
-        job.training_job_status = job.secondary_status = "InProgress"
-        world._pending[f"training/{training_job_name}"] = {
-            "polls": world.polls, "failure": world.training_fails}
-        return job
-
-    def patched_describe_training_job(self: Any, training_job_name: str) -> Any:
-        done = settle(f"training/{training_job_name}")
-        job = self.training_jobs.get(training_job_name)
-        if done and job is not None:
-            job.training_job_status = job.secondary_status = (
-                "Failed" if done["failure"] else "Completed")
-            if done["failure"]:
-                job.failure_reason = done["failure"]
-        return describe_training_job(self, training_job_name)
-
-    def invoke_endpoint(self: Any, endpoint_name: str, body: bytes) -> tuple:
-        sagemaker = sm_models.sagemaker_backends[self.account_id][self.region_name]
-        endpoint = sagemaker.endpoints.get(endpoint_name)
-        if endpoint is None or endpoint.endpoint_status not in ("InService", "Updating"):
-            raise ValidationError(message=f"Endpoint {endpoint_name} of account "
-                                          f"{self.account_id} not found.")
-        config = sagemaker.endpoint_configs[endpoint.endpoint_config_name]
-        model = sagemaker.describe_model(config.production_variants[0]["ModelName"])
-        version = model.primary_container.get("Environment", {}).get("MLOPS_MODEL_VERSION")
-        answer = world.answers.get(version, _default_answer)(json.loads(body))
-        return answer, "application/json", "AllTraffic", ""
-
-    def invoke_endpoint_response(self: Any) -> Any:
-        # moto looks for EndpointName among the query parameters; it is in the path.
-        endpoint_name = urllib.parse.unquote(self.path.split("/")[2])
-        body, content_type, variant, _ = self.sagemakerruntime_backend.invoke_endpoint(
-            endpoint_name, self.body)
-        return 200, {"Content-Type": content_type,
-                     "x-Amzn-Invoked-Production-Variant": variant}, body
-
-    monkeypatch.setattr(backend_cls, "create_endpoint", patched_create_endpoint)
-    monkeypatch.setattr(backend_cls, "update_endpoint", update_endpoint, raising=False)
-    monkeypatch.setattr(backend_cls, "describe_endpoint", patched_describe_endpoint)
-    monkeypatch.setattr(backend_cls, "create_training_job", patched_create_training_job)
-    monkeypatch.setattr(backend_cls, "describe_training_job", patched_describe_training_job)
-    monkeypatch.setattr(SageMakerResponse, "update_endpoint", update_endpoint_response,
-                        raising=False)
-    monkeypatch.setattr(SageMakerRuntimeBackend, "invoke_endpoint", invoke_endpoint)
-    monkeypatch.setattr(SageMakerRuntimeResponse, "invoke_endpoint", invoke_endpoint_response)
 
 
 # --- the interpreter's clients ------------------------------------------------------------
@@ -553,7 +419,7 @@ def patched_interpreter(monkeypatch: pytest.MonkeyPatch, stack: MotoStack, world
     )
 
     calls = Calls()
-    runtime = LambdaRuntime(stack, overrides)
+    runtime = LambdaRuntime(stack, overrides, world)
     waits: list[int] = []
 
     def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -566,5 +432,5 @@ def patched_interpreter(monkeypatch: pytest.MonkeyPatch, stack: MotoStack, world
         monkeypatch.setattr(module, "boto_client_for", client_for)
     monkeypatch.setattr(WaitFunction, "_wait_interval",
                         lambda self, env, wait_seconds: waits.append(wait_seconds))
-    _sagemaker_extension(monkeypatch, world)
+    moto_sagemaker.install(monkeypatch, world)
     yield Harness(stack=stack, world=world, runtime=runtime, calls=calls, waits=waits)

@@ -31,6 +31,7 @@ from mlops_control import names
 from tests import fake_mlflow
 from tests.fakes import FakeRegistry
 from tests.infrastructure.moto_sfn import REGION, Harness, MotoStack, World, patched_interpreter
+from tests.moto_sagemaker import Serving
 
 pytestmark = pytest.mark.infrastructure
 
@@ -89,6 +90,12 @@ class Aws:
             EndpointConfigName=described["EndpointConfigName"])["EndpointConfigArn"]
         tags = {t["Key"]: t["Value"] for t in self.sagemaker.list_tags(ResourceArn=arn)["Tags"]}
         return tags[names.SM_TAG_VERSION]
+
+    def candidates(self) -> list[str]:
+        """The endpoint's candidate endpoints that still exist."""
+        prefix = names.candidate_endpoint_prefix(ENDPOINT)
+        return [e["EndpointName"] for e in self.sagemaker.list_endpoints()["Endpoints"]
+                if e["EndpointName"].startswith(prefix)]
 
     def dashboards(self) -> set[str]:
         return {d["DashboardName"] for d in
@@ -176,6 +183,10 @@ def test_a_first_deployment_ends_in_service_with_tags_alarms_scaling_and_dashboa
     assert execution.states.count("WaitForEndpoint") == 2
     assert aws.endpoint()["EndpointStatus"] == "InService"
     assert aws.serving_version() == "1"
+    # Nothing served before: the new endpoint itself took the smoke test, no candidate.
+    [smoke] = aws.world.invocations
+    assert (smoke.endpoint, smoke.version) == (ENDPOINT, "1")
+    assert "CreateCandidateEndpoint" not in execution.states
     tags = aws.tags("1")
     assert tags[names.TAG_STATUS] == "in_service"
     assert tags[names.TAG_ENDPOINT] == ENDPOINT
@@ -197,38 +208,96 @@ def test_a_first_deployment_ends_in_service_with_tags_alarms_scaling_and_dashboa
     assert aws.notifications() == []
 
 
-def test_a_new_version_replaces_the_live_one_blue_green_and_the_old_one_is_superseded(aws):
+def test_a_first_deployment_that_fails_its_smoke_test_is_removed_and_says_why(aws):
+    aws.add_version("1", deploy="production")
+    aws.world.answers["1"] = lambda request: json.dumps({"predictions": [0]})  # 1 for 2 rows
+
+    execution = aws.deploy("1")
+
+    assert execution.status == "FAILED"
+    assert {"SmokeTestNewEndpoint", "CheckNewEndpointSmokeTest", "DeleteNewEndpoint",
+            "RecordFailure", "NotifyFailure"} <= set(execution.states)
+    assert aws.endpoint() is None  # it served nothing before; nothing is lost
+    tags = aws.tags("1")
+    assert tags[names.TAG_STATUS] == "failed"
+    assert "1 predictions for 2 rows" in tags[names.TAG_MESSAGE]
+    assert "keeps serving" not in tags[names.TAG_MESSAGE]
+    [notice] = aws.notifications()
+    assert "1 predictions for 2 rows" in notice["message"]
+
+
+def test_a_new_version_is_smoke_tested_on_a_candidate_before_the_live_endpoint_serves_it(aws):
     deployed(aws, "1")
+    old_config = aws.endpoint()["EndpointConfigName"]
     aws.add_version("2", deploy="production")
     aws.registry.delete_tag(PROJECT, "1", names.TAG_DEPLOY)  # what a person moving the tag does
+    aws.world.invocations.clear()
 
     execution = aws.deploy("2", replaces="1")
 
     assert execution.status == "SUCCEEDED", execution.error
-    assert aws.serving_version() == "2"
+    # The test slice reached version 2 on its candidate while the live endpoint served 1.
+    [smoke] = aws.world.invocations
+    assert smoke.endpoint.startswith(names.candidate_endpoint_prefix(ENDPOINT))
+    assert smoke.version == "2"
+    assert smoke.endpoints[ENDPOINT] == Serving("InService", old_config, "1")
+    # Only then was the live endpoint updated, once, blue/green with auto-rollback.
+    states = execution.states
+    assert (states.index("CheckCandidateSmokeTest") < states.index("DeleteCandidate")
+            < states.index("UpdateEndpoint"))
     [update] = aws.harness.calls.of("update_endpoint")
+    assert aws.world.updates == [(ENDPOINT, update["EndpointConfigName"])]
     policy = update["DeploymentConfig"]
     assert policy["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]["Type"] == "ALL_AT_ONCE"
     assert policy["AutoRollbackConfiguration"]["Alarms"] == [
         {"AlarmName": a} for a in names.alarm_names(ENDPOINT)]
+    assert aws.serving_version() == "2"
+    assert aws.candidates() == []
+    # The final config: one variant of the new model, data capture on; the candidate's was
+    # one instance without capture.
+    final = aws.sagemaker.describe_endpoint_config(
+        EndpointConfigName=update["EndpointConfigName"])
+    [variant] = final["ProductionVariants"]
+    assert variant["VariantName"] == names.SM_VARIANT
+    assert final["DataCaptureConfig"]["EnableCapture"] is True
+    candidate_config = aws.harness.calls.of("create_endpoint_config")[-1]
+    assert candidate_config["EndpointConfigName"].endswith("-candidate")
+    assert candidate_config["ProductionVariants"] == [{
+        "VariantName": names.SM_VARIANT, "ModelName": variant["ModelName"],
+        "InstanceType": variant["InstanceType"], "InitialInstanceCount": 1}]
+    assert "DataCaptureConfig" not in candidate_config
+    # Autoscaling and the alarms watch the variant the endpoint now serves.
+    [target] = aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker")["ScalableTargets"]
+    assert target["ResourceId"] == f"endpoint/{ENDPOINT}/variant/{variant['VariantName']}"
+    for alarm in aws.cloudwatch.describe_alarms()["MetricAlarms"]:
+        assert {"Name": "VariantName", "Value": variant["VariantName"]} in alarm["Dimensions"]
     assert aws.tags("2")[names.TAG_STATUS] == "in_service"
     assert aws.tags("1")[names.TAG_STATUS] == "superseded"
     assert "superseded by version 2" in aws.tags("1")[names.TAG_MESSAGE]
 
 
-def test_a_wrong_smoke_answer_reverts_to_the_previous_config_and_says_why(aws):
+def test_a_wrong_smoke_answer_leaves_the_live_endpoint_untouched_and_says_why(aws):
     deployed(aws, "1")
+    old_config = aws.endpoint()["EndpointConfigName"]
     aws.add_version("2", deploy="production")
     aws.world.answers["2"] = lambda request: json.dumps({"predictions": [0]})  # 1 for 2 rows
+    aws.world.invocations.clear()
 
     execution = aws.deploy("2", replaces="1")
 
     assert execution.status == "FAILED"
     assert execution.error[0] == "DeploymentFailed"
-    assert {"SmokeTest", "CheckSmokeTest", "RevertEndpoint", "RecordFailure",
-            "NotifyFailure"} <= set(execution.states)
-    assert aws.serving_version() == "1"  # the previous endpoint config is attached again
-    assert aws.endpoint()["EndpointStatus"] == "InService"
+    assert {"SmokeTestCandidate", "CheckCandidateSmokeTest", "DeleteFailedCandidate",
+            "RecordFailure", "NotifyFailure"} <= set(execution.states)
+    # The live endpoint was never asked to change: version 1 served all along.
+    assert "UpdateEndpoint" not in execution.states and aws.world.updates == []
+    [smoke] = aws.world.invocations
+    assert smoke.version == "2" and smoke.endpoint != ENDPOINT
+    assert smoke.endpoints[ENDPOINT] == Serving("InService", old_config, "1")
+    # When the failure was recorded, version 1 served and the candidate was gone.
+    record = aws.harness.runtime.called(".finish")[-1]
+    assert record.endpoints == {ENDPOINT: Serving("InService", old_config, "1")}
     tags = aws.tags("2")
     assert tags[names.TAG_STATUS] == "failed"
     assert "1 predictions for 2 rows" in tags[names.TAG_MESSAGE]
@@ -241,21 +310,97 @@ def test_a_wrong_smoke_answer_reverts_to_the_previous_config_and_says_why(aws):
     assert "Version 1 keeps serving." in notice["message"]
 
 
-def test_an_endpoint_that_fails_to_start_is_removed_and_the_failure_recorded(aws):
-    aws.add_version("1", deploy="production")
+def test_a_candidate_that_fails_to_start_is_removed_and_the_live_endpoint_untouched(aws):
+    deployed(aws, "1")
+    old_config = aws.endpoint()["EndpointConfigName"]
+    aws.add_version("2", deploy="production")
     aws.world.endpoint_fails = "CannotStartContainerError: the container did not pass /ping"
 
-    execution = aws.deploy("1")
+    execution = aws.deploy("2", replaces="1")
 
     assert execution.status == "FAILED"
-    assert {"EndpointFailed", "DeleteNewEndpoint", "RecordFailure", "NotifyFailure"} <= set(
-        execution.states)
-    assert aws.endpoint() is None
-    tags = aws.tags("1")
-    assert tags[names.TAG_STATUS] == "failed"
-    assert "endpoint test-project-production is Failed" in tags[names.TAG_MESSAGE]
+    assert {"CandidateFailed", "CandidateFailureReason", "DeleteFailedCandidate",
+            "RecordFailure", "NotifyFailure"} <= set(execution.states)
+    assert "SmokeTestCandidate" not in execution.states and aws.world.updates == []
+    assert aws.candidates() == []
+    assert aws.world.endpoints()[ENDPOINT] == Serving("InService", old_config, "1")
+    message = aws.tags("2")[names.TAG_MESSAGE]
+    assert "is Failed: CannotStartContainerError: the container did not pass /ping" in message
+    assert "version 1 keeps serving" in message
     [notice] = aws.notifications()
-    assert "endpoint test-project-production is Failed" in notice["message"]
+    assert "CannotStartContainerError" in notice["message"]
+
+
+def test_a_failure_after_the_switch_puts_the_old_version_back_before_it_is_recorded(aws):
+    deployed(aws, "1")
+    old_config = aws.endpoint()["EndpointConfigName"]
+    aws.add_version("2", deploy="production")
+    aws.world.scaling_fails = "scalable target refused (test)"
+
+    execution = aws.deploy("2", replaces="1")
+
+    assert execution.status == "FAILED"
+    states = execution.states
+    assert {"RegisterScalableTarget", "RevertEndpoint", "Reverted?", "RecordFailure",
+            "NotifyFailure"} <= set(states)
+    # The revert reported Updating first: the machine waited and looked again.
+    assert states.count("WaitForRevert") == 2
+    [(_, new_config), back] = aws.world.updates
+    assert back == (ENDPOINT, old_config) and new_config != old_config
+    # Recorded only once version 1 served again.
+    record = aws.harness.runtime.called(".finish")[-1]
+    assert record.endpoints[ENDPOINT] == Serving("InService", old_config, "1")
+    message = aws.tags("2")[names.TAG_MESSAGE]
+    assert "scalable target refused (test)" in message
+    assert "version 1 keeps serving" in message
+    assert aws.tags("1")[names.TAG_STATUS] == "in_service"
+    assert len(aws.notifications()) == 1
+
+
+def test_when_the_old_version_cannot_be_put_back_the_failure_does_not_claim_it_serves(aws):
+    deployed(aws, "1")
+    old_config = aws.endpoint()["EndpointConfigName"]
+    aws.add_version("2", deploy="production")
+    aws.world.scaling_fails = "scalable target refused (test)"
+    aws.world.refused_configs.add(old_config)
+
+    execution = aws.deploy("2", replaces="1")
+
+    assert execution.status == "FAILED"
+    assert {"RevertEndpoint", "RecordUnrevertedFailure", "NotifyFailure"} <= set(
+        execution.states)
+    message = aws.tags("2")[names.TAG_MESSAGE]
+    assert "putting the previous config back failed too" in message
+    assert "keeps serving" not in message
+    [notice] = aws.notifications()
+    assert "keeps serving" not in notice["message"]
+    assert "check test-project-production in SageMaker" in notice["message"]
+
+
+def test_a_version_without_a_test_slice_goes_straight_to_the_blue_green_update(aws):
+    deployed(aws, "1")
+    aws.add_version("2", deploy="production")
+    del aws.registry.smoke["run-2"]
+
+    execution = aws.deploy("2", replaces="1")
+
+    assert execution.status == "SUCCEEDED", execution.error
+    assert "CreateCandidateEndpoint" not in execution.states
+    assert aws.serving_version() == "2"
+
+
+def test_a_candidate_left_behind_by_a_stopped_deployment_is_deleted_by_the_next_one(aws):
+    deployed(aws, "1")
+    stale = names.candidate_endpoint_name(ENDPOINT, "deadbeef")
+    aws.sagemaker.create_endpoint(EndpointName=stale,
+                                  EndpointConfigName=aws.endpoint()["EndpointConfigName"])
+    aws.add_version("2", deploy="production")
+
+    execution = aws.deploy("2", replaces="1")
+
+    assert execution.status == "SUCCEEDED", execution.error
+    assert aws.candidates() == []
+    assert aws.serving_version() == "2"
 
 
 def test_a_blue_green_update_rolled_back_by_an_alarm_leaves_the_old_version_serving(aws):
@@ -271,6 +416,25 @@ def test_a_blue_green_update_rolled_back_by_an_alarm_leaves_the_old_version_serv
     assert "went back to the previous version" in aws.tags("2")[names.TAG_MESSAGE]
     assert aws.tags("1")[names.TAG_STATUS] == "in_service"
     assert len(aws.notifications()) == 1
+
+
+def test_an_endpoint_that_fails_to_start_is_removed_and_the_failure_recorded(aws):
+    aws.add_version("1", deploy="production")
+    aws.world.endpoint_fails = "CannotStartContainerError: the container did not pass /ping"
+
+    execution = aws.deploy("1")
+
+    assert execution.status == "FAILED"
+    assert {"EndpointFailed", "EndpointFailureReason", "DeleteNewEndpoint", "RecordFailure",
+            "NotifyFailure"} <= set(execution.states)
+    assert aws.endpoint() is None
+    tags = aws.tags("1")
+    assert tags[names.TAG_STATUS] == "failed"
+    # The reason was read before the endpoint was deleted, as it goes with it.
+    assert ("endpoint test-project-production is Failed: CannotStartContainerError"
+            in tags[names.TAG_MESSAGE])
+    [notice] = aws.notifications()
+    assert "endpoint test-project-production is Failed" in notice["message"]
 
 
 def test_a_deprecated_version_is_refused_before_anything_is_created(aws):
@@ -318,6 +482,26 @@ def test_retire_removes_endpoint_alarms_dashboards_scaling_configs_and_models(aw
     assert tags[names.TAG_STATUS] == "retired"
     assert tags[names.TAG_MESSAGE] == "no version is tagged deploy=production; endpoint removed"
     assert aws.notifications() == []
+
+
+def test_retire_after_a_replacement_leaves_no_endpoint_candidate_config_or_model(aws):
+    deployed(aws, "1")
+    deployed(aws, "2", replaces="1")
+    stale = names.candidate_endpoint_name(ENDPOINT, "deadbeef")  # as a stopped deploy leaves
+    aws.sagemaker.create_endpoint(EndpointName=stale,
+                                  EndpointConfigName=aws.endpoint()["EndpointConfigName"])
+    assert len(aws.sagemaker.list_endpoint_configs()["EndpointConfigs"]) == 3  # 1, 2, 2's test
+
+    execution = aws.retire("2")
+
+    assert execution.status == "SUCCEEDED", execution.error
+    assert aws.sagemaker.list_endpoints()["Endpoints"] == []
+    assert aws.sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert aws.sagemaker.list_models()["Models"] == []
+    assert aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker")["ScalableTargets"] == []
+    assert aws.alarms() == set() and aws.dashboards() == set()
+    assert aws.tags("2")[names.TAG_STATUS] == "retired"
 
 
 def test_retiring_what_is_already_gone_succeeds(aws):

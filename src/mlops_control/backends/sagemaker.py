@@ -5,8 +5,17 @@ Two callers share every request this module builds:
 - :class:`SageMakerBackend` sends them itself with boto3 (the CLI's remote commands, and
   ``live()`` for the Lambdas);
 - the deployment state machine sends them through ``aws-sdk`` service integrations: the
-  ``resolve`` glue Lambda returns them (:func:`deployment_requests`) and each Task state takes
-  its request whole through ``InputPath``, so a request shape is written once, here.
+  ``resolve`` glue Lambda returns them (:func:`deployment_requests`) and each Task state names
+  their fields (:func:`deployment_request_fields`), so a request shape is written once, here.
+
+Both deploy the same way. A first deployment creates the endpoint, smoke-tests it and deletes
+it if the test fails (nothing served before). A replacement never lets the live endpoint send
+an untested version any traffic: the new version is smoke-tested first on a short-lived
+*candidate* endpoint of its own (one instance, a name no client knows, see
+``names.candidate_endpoint_name``), which is deleted whatever the outcome; only a version that
+passed is put on the live endpoint, by a blue/green update that the alarms can roll back. A
+failure before the update leaves the live endpoint untouched; a failure after it puts the
+previous config back and waits until it serves again before the failure is reported.
 
 boto3 clients are passed in (tests hand in moto or Stubber clients). Standard library only
 apart from the clients, so the Lambdas can import it.
@@ -15,16 +24,19 @@ apart from the clients, so the Lambdas can import it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from mlops_control import names
 from mlops_control.dashboards import cloudwatch as dashboards
 from mlops_control.errors import ControlCentreError
 from mlops_control.registry import RegistryClient
 from mlops_control.steps.backend import DeploymentFailed, DeployTarget
+
+logger = logging.getLogger("mlops_control.sagemaker")
 
 SERVING_STATES = frozenset({"InService", "Updating", "SystemUpdating", "RollingBack",
                             "UpdateRollbackFailed"})
@@ -144,13 +156,20 @@ class DeploymentSpec:
     config_name: str
     model_data_uri: str
     token: str
+    candidate_endpoint: str = ""
+    """Where a replacement is smoke-tested before the live endpoint serves it (empty for a
+    spec that never serves, such as Batch Transform's)."""
+    candidate_config_name: str = ""
 
     @classmethod
     def create(cls, target: DeployTarget, model_data: str, token: str) -> DeploymentSpec:
         name = names.sagemaker_resource_name(target.endpoint, target.version, token)
         return cls(project=target.project, stage=target.stage, version=target.version,
                    endpoint=target.endpoint, model_name=name, config_name=name,
-                   model_data_uri=model_data, token=token)
+                   model_data_uri=model_data, token=token,
+                   candidate_endpoint=names.candidate_endpoint_name(target.endpoint, token),
+                   candidate_config_name=names.sagemaker_resource_name(
+                       target.endpoint, target.version, token, names.CANDIDATE_ROLE))
 
     def tags(self) -> list[dict[str, str]]:
         return [{"Key": names.SM_TAG_PROJECT, "Value": self.project},
@@ -202,6 +221,26 @@ def create_endpoint_config_request(spec: DeploymentSpec, cfg: SageMakerConfig
     return request
 
 
+def create_candidate_config_request(spec: DeploymentSpec, cfg: SageMakerConfig
+                                    ) -> dict[str, Any]:
+    """The candidate endpoint's config: the new model on one instance of the stage's type
+    (what the smoke test needs), no data capture (the test slice is not traffic). Tagged like
+    the live configs, so that retire finds and deletes it."""
+    return {
+        "EndpointConfigName": spec.candidate_config_name,
+        "ProductionVariants": [{
+            "VariantName": names.SM_VARIANT, "ModelName": spec.model_name,
+            "InstanceType": cfg.stage(spec.stage).instance_type, "InitialInstanceCount": 1,
+        }],
+        "Tags": spec.tags(),
+    }
+
+
+def create_candidate_endpoint_request(spec: DeploymentSpec) -> dict[str, Any]:
+    return {"EndpointName": spec.candidate_endpoint,
+            "EndpointConfigName": spec.candidate_config_name, "Tags": spec.tags()}
+
+
 def alarm_requests(endpoint: str, cfg: SageMakerConfig) -> list[dict[str, Any]]:
     """The 5xx and latency alarms the blue/green update watches (one pair per endpoint)."""
     errors, latency = names.alarm_names(endpoint)
@@ -248,7 +287,7 @@ def update_endpoint_request(spec: DeploymentSpec, cfg: SageMakerConfig) -> dict[
 
 
 def revert_endpoint_request(endpoint: str, previous_config: str) -> dict[str, Any]:
-    """Back to the config that served before (after a failed smoke test)."""
+    """Back to the config that served before (after a failure once the new one served)."""
     return {"EndpointName": endpoint, "EndpointConfigName": previous_config}
 
 
@@ -330,20 +369,28 @@ def deployment_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
     """Every request of one deployment, as the state machine takes them (see module doc)."""
     alarms = alarm_requests(spec.endpoint, cfg)
     metrics_board, stats_board = dashboard_requests(spec, cfg, features_of(smoke_payload))
+    exists = previous_config is not None
+    # A replacement is smoke-tested on its candidate endpoint, before the live endpoint sends
+    # it anything; a first deployment on the new endpoint itself, which served nothing yet.
+    smoke_on = spec.candidate_endpoint if exists else spec.endpoint
     return {
         "spec": asdict(spec),
-        "endpoint_exists": previous_config is not None,
+        "endpoint_exists": exists,
         "previous_config": previous_config or "",
         "create_model": create_model_request(spec, cfg),
         "create_endpoint_config": create_endpoint_config_request(spec, cfg),
         "alarm_errors": alarms[0],
         "alarm_latency": alarms[1],
+        "create_candidate_config": create_candidate_config_request(spec, cfg),
+        "create_candidate_endpoint": create_candidate_endpoint_request(spec),
+        "describe_candidate_endpoint": {"EndpointName": spec.candidate_endpoint},
+        "delete_candidate_endpoint": {"EndpointName": spec.candidate_endpoint},
         "create_endpoint": create_endpoint_request(spec),
         "update_endpoint": update_endpoint_request(spec, cfg),
         "revert_endpoint": revert_endpoint_request(spec.endpoint, previous_config or ""),
         "delete_endpoint": {"EndpointName": spec.endpoint},
         "describe_endpoint": {"EndpointName": spec.endpoint},
-        "smoke": smoke_request(spec.endpoint, smoke_payload) if smoke_payload else None,
+        "smoke": smoke_request(smoke_on, smoke_payload) if smoke_payload else None,
         "smoke_rows": expected_rows(smoke_payload) if smoke_payload else 0,
         "scalable_target": scalable_target_request(spec, cfg),
         "scaling_policy": scaling_policy_request(spec, cfg),
@@ -379,7 +426,8 @@ def deployment_request_fields(cfg: SageMakerConfig) -> dict[str, list[str]]:
     sample_cfg = replace(cfg, stages={"sample": StageConfig()})
     spec = DeploymentSpec(project="sample", stage="sample", version="1", endpoint="sample-sample",
                           model_name="m", config_name="c", model_data_uri="s3://b/m/",
-                          token="t")
+                          token="t", candidate_endpoint="sample-sample--t",
+                          candidate_config_name="cc")
     payload = {"dataframe_split": {"columns": ["a"], "data": [[1.0]]}}
     requests = deployment_requests(spec, sample_cfg, payload, previous_config="old")
     fields: dict[str, list[str]] = {}
@@ -443,6 +491,24 @@ class EndpointOperation:
             if self.clock() > deadline:
                 raise DeploymentFailed(f"{self.endpoint} still {state} after {self.timeout_s}s")
             self.sleep(self.poll_s)
+
+
+def _wait_until_settled(sagemaker: Any, endpoint: str, poll_s: float, timeout_s: float,
+                        sleep: Callable[[float], None], clock: Callable[[], float]) -> str:
+    deadline = clock() + timeout_s
+    while True:
+        state = str(sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"])
+        if state not in WAITING_STATES or clock() > deadline:
+            return state
+        sleep(poll_s)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, DeploymentFailed) else f"{type(exc).__name__}: {exc}"
+
+
+def _deployment_failed(exc: Exception) -> DeploymentFailed:
+    return exc if isinstance(exc, DeploymentFailed) else DeploymentFailed(_reason(exc))
 
 
 class SageMakerBackend:
@@ -522,32 +588,83 @@ class SageMakerBackend:
             target, model_data_uri(source, self.config.artifacts_destination), self.token())
 
     def deploy(self, target: DeployTarget) -> None:
+        """See the module doc: a replacement is smoke-tested on a candidate endpoint before
+        the live endpoint sends it traffic; every failure leaves the previous version serving
+        and raises :class:`DeploymentFailed` once it does."""
         spec = self.spec_for(target)
         cfg = self.config
-        previous = self.current_config(spec.endpoint)
-        self.sagemaker.create_model(**create_model_request(spec, cfg))
-        self.sagemaker.create_endpoint_config(**create_endpoint_config_request(spec, cfg))
-        for alarm in alarm_requests(spec.endpoint, cfg):
-            self.cloudwatch.put_metric_alarm(**alarm)
-        if previous is None:
-            self.sagemaker.create_endpoint(**create_endpoint_request(spec))
-        else:
-            self.sagemaker.update_endpoint(**update_endpoint_request(spec, cfg))
-        operation = EndpointOperation(self.sagemaker, spec.endpoint, spec.config_name,
-                                      self.poll_s, cfg.max_update_s, self.sleep, self.clock)
-        operation.wait()
         try:
-            if target.smoke_payload:
-                self.smoke_test(spec.endpoint, target.smoke_payload)
-            self.autoscaling.register_scalable_target(**scalable_target_request(spec, cfg))
-            self.autoscaling.put_scaling_policy(**scaling_policy_request(spec, cfg))
-            for request in dashboard_requests(spec, cfg, features_of(target.smoke_payload)):
-                self.cloudwatch.put_dashboard(**request)
+            previous = self.current_config(spec.endpoint)
+            self.delete_candidates(spec.endpoint)  # left behind by a deployment that died
+            self.sagemaker.create_model(**create_model_request(spec, cfg))
+            self.sagemaker.create_endpoint_config(**create_endpoint_config_request(spec, cfg))
+            for alarm in alarm_requests(spec.endpoint, cfg):
+                self.cloudwatch.put_metric_alarm(**alarm)
+            if previous is not None and target.smoke_payload:
+                self.test_candidate(spec, target.smoke_payload)
         except Exception as exc:
-            self._revert(spec.endpoint, previous)
-            if isinstance(exc, DeploymentFailed):
-                raise
-            raise DeploymentFailed(f"{type(exc).__name__}: {exc}") from exc
+            raise _deployment_failed(exc) from exc
+        if previous is None:
+            self._first_deployment(spec, target.smoke_payload)
+        else:
+            self._replace(spec, target.smoke_payload, previous)
+
+    def _first_deployment(self, spec: DeploymentSpec, payload: Mapping[str, Any] | None
+                          ) -> None:
+        """Nothing served before: create the endpoint, smoke-test it, delete it on failure."""
+        try:
+            self.sagemaker.create_endpoint(**create_endpoint_request(spec))
+            self._operation(spec.endpoint, spec.config_name).wait()
+            if payload:
+                self.smoke_test(spec.endpoint, payload)
+            self._finish(spec, payload)
+        except Exception as exc:
+            self._undo(exc, spec.endpoint, lambda: self._delete_endpoint(spec.endpoint))
+
+    def _replace(self, spec: DeploymentSpec, payload: Mapping[str, Any] | None,
+                 previous: str) -> None:
+        """The version passed its smoke test (``test_candidate``): blue/green update of the
+        live endpoint, rolled back by SageMaker if an alarm fires; a failure after the switch
+        puts ``previous`` back."""
+        try:
+            self.sagemaker.update_endpoint(**update_endpoint_request(spec, self.config))
+            self._operation(spec.endpoint, spec.config_name).wait()
+            self._finish(spec, payload)
+        except Exception as exc:
+            self._undo(exc, spec.endpoint, lambda: self._restore(spec.endpoint, previous))
+
+    def test_candidate(self, spec: DeploymentSpec, payload: Mapping[str, Any]) -> int:
+        """Smoke-test the new version on its candidate endpoint, which no client knows, while
+        the live endpoint goes on serving the previous version; the candidate is deleted
+        whatever the outcome. Returns the number of predictions."""
+        self.sagemaker.create_endpoint_config(
+            **create_candidate_config_request(spec, self.config))
+        candidate = spec.candidate_endpoint
+        try:
+            self.sagemaker.create_endpoint(**create_candidate_endpoint_request(spec))
+            self._operation(candidate, spec.candidate_config_name).wait()
+            predictions = self.smoke_test(candidate, payload)
+        except Exception as exc:
+            self._undo(exc, candidate, lambda: self._delete_endpoint(candidate))
+        try:
+            self._delete_endpoint(candidate)
+        except Exception as exc:
+            # The version passed; a candidate left behind is deleted by the next deployment
+            # of this endpoint, or by retire. Not a reason to keep the old version.
+            logger.warning("candidate endpoint not deleted",
+                           extra={"endpoint": candidate, "error": _reason(exc)})
+        return predictions
+
+    def _finish(self, spec: DeploymentSpec, payload: Mapping[str, Any] | None) -> None:
+        cfg = self.config
+        self.autoscaling.register_scalable_target(**scalable_target_request(spec, cfg))
+        self.autoscaling.put_scaling_policy(**scaling_policy_request(spec, cfg))
+        for request in dashboard_requests(spec, cfg, features_of(payload)):
+            self.cloudwatch.put_dashboard(**request)
+
+    def _operation(self, endpoint: str, config_name: str) -> EndpointOperation:
+        return EndpointOperation(self.sagemaker, endpoint, config_name, self.poll_s,
+                                 self.config.max_update_s, self.sleep, self.clock)
 
     def smoke_test(self, endpoint: str, payload: Mapping[str, Any]) -> int:
         try:
@@ -557,15 +674,61 @@ class SageMakerBackend:
                                    ) from None
         return check_smoke_response(answer["Body"].read(), expected_rows(payload))
 
-    def _revert(self, endpoint: str, previous: str | None) -> None:
-        """The new version failed after the switch: put the previous config back, or remove
-        an endpoint that never served anything else."""
-        if previous is None:
-            self.sagemaker.delete_endpoint(EndpointName=endpoint)
+    def _undo(self, exc: Exception, endpoint: str, undo: Callable[[], None]) -> NoReturn:
+        """Undo what a failed deployment changed, then raise its reason; if undoing fails
+        too, say so rather than claim the previous version serves."""
+        try:
+            undo()
+        except Exception as undo_exc:
+            raise DeploymentFailed(
+                f"{_reason(exc)}; undoing it failed too ({_reason(undo_exc)}): check "
+                f"{endpoint} in SageMaker") from exc
+        raise _deployment_failed(exc) from exc
+
+    def _restore(self, endpoint: str, previous: str) -> None:
+        """Put ``previous`` back on ``endpoint`` and wait until it serves again (nothing to
+        do when SageMaker already rolled the update back)."""
+        described = self.sagemaker.describe_endpoint(EndpointName=endpoint)
+        if (described["EndpointStatus"] == "InService"
+                and described["EndpointConfigName"] == previous):
             return
+        if described["EndpointStatus"] in WAITING_STATES:
+            # An update still in flight (a timeout): SageMaker refuses another until it ends.
+            _wait_until_settled(self.sagemaker, endpoint, self.poll_s,
+                                self.config.max_update_s, self.sleep, self.clock)
+            if self.current_config(endpoint) == previous:
+                return
         self.sagemaker.update_endpoint(**revert_endpoint_request(endpoint, previous))
-        EndpointOperation(self.sagemaker, endpoint, previous, self.poll_s,
-                          self.config.max_update_s, self.sleep, self.clock).wait()
+        self._operation(endpoint, previous).wait()
+
+    def _delete_endpoint(self, endpoint: str) -> None:
+        try:
+            self.sagemaker.delete_endpoint(EndpointName=endpoint)
+        except Exception as exc:
+            if not _missing(exc):
+                raise
+
+    def candidate_endpoints(self, endpoint: str) -> list[str]:
+        """``endpoint``'s candidate endpoints that exist and are not being deleted."""
+        prefix = names.candidate_endpoint_prefix(endpoint)
+        found: list[str] = []
+        kwargs: dict[str, Any] = {"NameContains": prefix, "MaxResults": 100}
+        while True:
+            page = self.sagemaker.list_endpoints(**kwargs)
+            found.extend(e["EndpointName"] for e in page.get("Endpoints", [])
+                         if e["EndpointName"].startswith(prefix)
+                         and e["EndpointStatus"] != "Deleting")
+            if not page.get("NextToken"):
+                return found
+            kwargs["NextToken"] = page["NextToken"]
+
+    def delete_candidates(self, endpoint: str) -> list[str]:
+        """Delete ``endpoint``'s candidate endpoints (a deployment deletes its own; this
+        catches one whose deployment was stopped). Returns their names."""
+        candidates = self.candidate_endpoints(endpoint)
+        for name in candidates:
+            self._delete_endpoint(name)
+        return candidates
 
     # --- retire ---------------------------------------------------------------------------
     def retire(self, project: str, stage: str) -> None:
@@ -583,6 +746,7 @@ class SageMakerBackend:
                 raise
         self.cloudwatch.delete_alarms(**requests["delete_alarms"])
         self.cloudwatch.delete_dashboards(**requests["delete_dashboards"])
+        self.delete_candidates(endpoint)
         self.delete_configs_and_models(endpoint)
 
     def delete_configs_and_models(self, endpoint: str) -> list[str]:
