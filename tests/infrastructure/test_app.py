@@ -119,6 +119,26 @@ def test_state_machine_sagemaker_permissions_are_scoped_to_project_prefixes(synt
                 assert statement["Resource"] != "*", statement
 
 
+def test_the_glue_that_deletes_stale_candidates_may_delete_only_the_projects_endpoints(synth):
+    template = synth.templates[names.STACK_CONTROL]
+    policies = resources(template, "AWS::IAM::Policy")
+    for function in ("deployresolve", "retirefinish"):
+        role = next(lid for lid in resources(template, "AWS::IAM::Role")
+                    if lid.startswith(f"{function}FunctionServiceRole"))
+        statements = [st for policy in policies.values()
+                      if {"Ref": role} in policy["Properties"]["Roles"]
+                      for st in policy["Properties"]["PolicyDocument"]["Statement"]]
+        deletes = _allowing(statements, "sagemaker:DeleteEndpoint")
+        assert deletes and all(":endpoint/test-project-*" in json.dumps(st["Resource"])
+                               for st in deletes), function
+        assert _allowing(statements, "sagemaker:ListEndpoints"), function
+
+
+def _allowing(statements: list[dict], action: str) -> list[dict]:
+    return [st for st in statements if action in (
+        st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+
+
 def test_the_mlflow_stack_serves_https_with_a_postgres_backend_and_stable_webhook_key(synth):
     synth.mlflow.has_resource_properties("AWS::ElasticLoadBalancingV2::Listener", {
         "Protocol": "HTTPS", "Port": 443})
