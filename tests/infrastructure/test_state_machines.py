@@ -231,16 +231,31 @@ def test_a_new_version_is_smoke_tested_on_a_candidate_before_the_live_endpoint_s
     old_config = aws.endpoint()["EndpointConfigName"]
     aws.add_version("2", deploy="production")
     aws.registry.delete_tag(PROJECT, "1", names.TAG_DEPLOY)  # what a person moving the tag does
+    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
+    client_answers = []
+
+    def version_2(request: dict[str, Any]) -> str:
+        # Meanwhile a client calls the live endpoint, as real traffic does.
+        client_answers.append(json.load(runtime.invoke_endpoint(
+            EndpointName=ENDPOINT, ContentType="application/json", Body=json.dumps(SMOKE))[
+            "Body"]))
+        return json.dumps({"predictions": ["v2"] * len(request["dataframe_split"]["data"])})
+
+    aws.world.answers["1"] = lambda request: json.dumps({"predictions": ["v1", "v1"]})
+    aws.world.answers["2"] = version_2
     aws.world.invocations.clear()
 
     execution = aws.deploy("2", replaces="1")
 
     assert execution.status == "SUCCEEDED", execution.error
-    # The test slice reached version 2 on its candidate while the live endpoint served 1.
-    [smoke] = aws.world.invocations
+    # The test slice reached version 2 on its candidate while the live endpoint served 1,
+    # InService on its old config: the client calling it then was answered by version 1.
+    smoke, client = aws.world.invocations
     assert smoke.endpoint.startswith(names.candidate_endpoint_prefix(ENDPOINT))
     assert smoke.version == "2"
     assert smoke.endpoints[ENDPOINT] == Serving("InService", old_config, "1")
+    assert (client.endpoint, client.version) == (ENDPOINT, "1")
+    assert client_answers == [{"predictions": ["v1", "v1"]}]
     # Only then was the live endpoint updated, once, blue/green with auto-rollback.
     states = execution.states
     assert (states.index("CheckCandidateSmokeTest") < states.index("DeleteCandidate")
