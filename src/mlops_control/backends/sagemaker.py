@@ -601,7 +601,7 @@ class SageMakerBackend:
             for alarm in alarm_requests(spec.endpoint, cfg):
                 self.cloudwatch.put_metric_alarm(**alarm)
             if previous is not None and target.smoke_payload:
-                self.test_candidate(spec, target.smoke_payload)
+                self.smoke_test_candidate(spec, target.smoke_payload)
         except Exception as exc:
             raise _deployment_failed(exc) from exc
         if previous is None:
@@ -623,7 +623,7 @@ class SageMakerBackend:
 
     def _replace(self, spec: DeploymentSpec, payload: Mapping[str, Any] | None,
                  previous: str) -> None:
-        """The version passed its smoke test (``test_candidate``): blue/green update of the
+        """The version passed its smoke test (``smoke_test_candidate``): blue/green update of the
         live endpoint, rolled back by SageMaker if an alarm fires; a failure after the switch
         puts ``previous`` back."""
         try:
@@ -633,7 +633,7 @@ class SageMakerBackend:
         except Exception as exc:
             self._undo(exc, spec.endpoint, lambda: self._restore(spec.endpoint, previous))
 
-    def test_candidate(self, spec: DeploymentSpec, payload: Mapping[str, Any]) -> int:
+    def smoke_test_candidate(self, spec: DeploymentSpec, payload: Mapping[str, Any]) -> int:
         """Smoke-test the new version on its candidate endpoint, which no client knows, while
         the live endpoint goes on serving the previous version; the candidate is deleted
         whatever the outcome. Returns the number of predictions."""
