@@ -80,6 +80,15 @@ class Workflows(Construct):
             environment=training_environment), Duration.hours(25))
         for machine in (self.deploy, self.train):
             sagemaker_role.grant_pass_role(machine)
+        # SageMaker authorises tags sent with a Create* call as sagemaker:AddTags on the new
+        # resource; the aws-sdk tasks' own grants name only the Create* actions.
+        self.deploy.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:AddTags"],
+            resources=[*self._arns("endpoint", "{project}-*"),
+                       *self._arns("endpoint-config", "{project}-*"),
+                       *self._arns("model", "{project}-*")]))
+        self.train.add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:AddTags"], resources=self._arns("training-job", "{project}-*")))
         topic.grant_publish(self.deploy)
         self._acknowledge()
 

@@ -134,6 +134,22 @@ def test_the_glue_that_deletes_stale_candidates_may_delete_only_the_projects_end
         assert _allowing(statements, "sagemaker:ListEndpoints"), function
 
 
+def test_machines_that_create_tagged_sagemaker_resources_may_tag_only_those(synth):
+    template = synth.templates[names.STACK_CONTROL]
+    policies = resources(template, "AWS::IAM::Policy")
+    for machine, kinds in (("Deploy", ("endpoint", "endpoint-config", "model")),
+                           ("Train", ("training-job",))):
+        role = next(lid for lid in resources(template, "AWS::IAM::Role")
+                    if lid.startswith(f"workflows{machine}") or f"{machine}Role" in lid)
+        statements = [st for policy in policies.values()
+                      if {"Ref": role} in policy["Properties"]["Roles"]
+                      for st in policy["Properties"]["PolicyDocument"]["Statement"]]
+        tagging = json.dumps([st["Resource"] for st in _allowing(statements, "sagemaker:AddTags")])
+        for kind in kinds:
+            assert f":{kind}/test-project-*" in tagging, (machine, kind)
+        assert '"*"' not in tagging
+
+
 def _allowing(statements: list[dict], action: str) -> list[dict]:
     return [st for st in statements if action in (
         st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]

@@ -528,7 +528,9 @@ class SageMakerBackend:
         self.poll_s = poll_s
         self.sleep = sleep
         self.clock = clock
-        self.token = token or (lambda: time.strftime("%y%m%d%H%M%S"))
+        # Names keep 8 token characters: the epoch second in hex tells deployments apart
+        # (a date-time string would be cut to the hour).
+        self.token = token or (lambda: f"{int(time.time()):08x}")
 
     # --- live -----------------------------------------------------------------------------
     def live(self, project: str) -> dict[str, str]:
