@@ -96,6 +96,14 @@ def markdown(r: dict[str, Any]) -> str:
                        f"{b['speedup']:g}x | {o['cpu_seconds']:g} | {t['cpu_seconds']:g} | "
                        f"{o['peak_rss_mb']:g} | {t['peak_rss_mb']:g} | "
                        f"{o['others_busy']:.0%} / {t['others_busy']:.0%} |")
+    if "stages" in r:
+        st = r["stages"]["cpu_seconds"]
+        out += ["", f"## Where batch time goes: CPU seconds per step for "
+                f"{r['stages']['rows']:,} rows", "",
+                "Each step alone, on one core, in one process (start-up not included).", "",
+                "| tool | step | CPU s |", "|---|---|---|"]
+        out += [f"| {tool} | {step} | {seconds:g} |" for tool, steps in st.items()
+                for step, seconds in steps.items()]
     if "logging" in r:
         out += ["", "## Model logging (`mlflow.sklearn.log_model`, the benchmark forest)", "",
                 "| variant | seconds |", "|---|---|"]
