@@ -60,12 +60,13 @@ def main() -> None:
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)
     stem = "results-quick" if quick else "results"
-    if args.only:
-        stem += "-" + "-".join(sorted(parts))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / f"{stem}.md").write_text(report.markdown(results))
-    note(f"done in {results['duration_s']} s: {RESULTS / stem}.md")
+    folder = RESULTS
+    if args.only:  # a partial run is for a look, not for the committed record
+        stem, folder = stem + "-" + "-".join(sorted(parts)), WORK
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (folder / f"{stem}.md").write_text(report.markdown(results))
+    note(f"done in {results['duration_s']} s: {folder / stem}.md")
     print(report.markdown(results))
 
 

@@ -352,3 +352,24 @@ def test_the_observer_hears_of_every_batch(shelf: Shelf, tmp_path: Path) -> None
     assert batches[0]["inputs_shape"] == [4, 30]
     assert batches[0]["outputs"] == forest.predict(forest.X.iloc[:4]).tolist()
     assert np.isfinite(batches[0]["latency_s"])
+
+
+def test_a_stop_while_the_model_loads_ends_the_start_cleanly(shelf: Shelf,
+                                                            tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from mlops_control import procs
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_control.serving", str(shelf.forest().path), "--port",
+         str(procs.free_port()), "--workers", "2", "--control-socket", str(tmp_path / "c.sock")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        time.sleep(0.5)  # the workers are importing scikit-learn
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not (tmp_path / "c.sock").exists()
+    finally:
+        if proc.poll() is None:
+            procs.stop_group(proc.pid)
