@@ -162,19 +162,6 @@ def predict(
         ) from None
 
 
-def _every(seconds: float) -> Callable[[int], None]:
-    """A progress callback that says how many rows are done, at most every ``seconds``."""
-    last = time.monotonic()
-
-    def progress(rows: int) -> None:
-        nonlocal last
-        if time.monotonic() - last >= seconds:
-            last = time.monotonic()
-            say(f"{rows:,} rows scored ...")
-
-    return progress
-
-
 @app.command()
 def batch(
     model: Annotated[str, typer.Argument(help="<name>, <name>/latest or <name>/<version>")],
@@ -193,6 +180,19 @@ def batch(
     report = batch_mod.score_csv(model_dir, input_csv, output_csv, progress=_every(2.0))
     typer.echo(f"scored {report.rows} rows of {input_csv} with {name}/{version} "
                f"in {report.seconds:.2f}s -> {output_csv}")
+
+
+def _every(seconds: float) -> Callable[[int], None]:
+    """A progress callback that says how many rows are done, at most every ``seconds``."""
+    last = time.monotonic()
+
+    def progress(rows: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= seconds:
+            last = time.monotonic()
+            say(f"{rows:,} rows scored ...")
+
+    return progress
 
 
 # --- the local MLflow server --------------------------------------------------------------
