@@ -36,17 +36,23 @@ def run(model_dir: Path, plan: dict[int, int]) -> dict[str, Any]:
                 argv, output = tools[name]
                 result = measure(argv)
                 output.unlink(missing_ok=True)
-                note(f"batch {rows:,} rows rep {rep} {name}: {result.seconds} s, "
-                     f"peak {result.peak_rss_mb} MB")
+                note(f"batch {rows:,} rows rep {rep} {name}: {result.seconds} s "
+                     f"(cpu {result.cpu_seconds} s), peak {result.peak_rss_mb} MB, "
+                     f"others busy {result.others_busy:.0%}")
                 runs.append({"tool": name, "rows": rows, "rep": rep,
-                             "seconds": result.seconds, "peak_rss_mb": result.peak_rss_mb})
+                             "seconds": result.seconds, "cpu_seconds": result.cpu_seconds,
+                             "peak_rss_mb": result.peak_rss_mb,
+                             "others_busy": result.others_busy})
     summary: dict[str, Any] = {}
     for rows in plan:
         summary[str(rows)] = {}
         for name in ("ours", "mlflow"):
             mine = [r for r in runs if r["tool"] == name and r["rows"] == rows]
-            summary[str(rows)][name] = {"seconds": median([r["seconds"] for r in mine]),
-                                        "peak_rss_mb": max(r["peak_rss_mb"] for r in mine)}
+            summary[str(rows)][name] = {
+                "seconds": median([r["seconds"] for r in mine]),
+                "cpu_seconds": median([r["cpu_seconds"] for r in mine]),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
+                "others_busy": median([r["others_busy"] for r in mine])}
         ours, theirs = summary[str(rows)]["ours"], summary[str(rows)]["mlflow"]
         summary[str(rows)]["speedup"] = round(theirs["seconds"] / ours["seconds"], 2)
     example = commands(Path("<model>"), Path("<rows>.csv"))

@@ -38,9 +38,21 @@ def env(**extra: str) -> dict[str, str]:
 @dataclass
 class Measured:
     seconds: float
+    cpu_seconds: float
+    """User plus system time of the process: what it cost, whatever else the machine did."""
     peak_rss_mb: float
+    others_busy: float
+    """Share of the machine's CPU capacity used by other processes while this one ran."""
     returncode: int
     output: str
+
+
+def busy_jiffies() -> tuple[float, float]:
+    """(busy, total) CPU time of the whole machine so far, in seconds, from /proc/stat."""
+    fields = [float(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields) - idle) / ticks, sum(fields) / ticks
 
 
 def measure(argv: Sequence[str], cwd: Path | None = None, extra_env: dict[str, str] | None = None,
@@ -50,6 +62,7 @@ def measure(argv: Sequence[str], cwd: Path | None = None, extra_env: dict[str, s
     log = WORK / "last-command.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w+b") as out:
+        busy_before, total_before = busy_jiffies()
         started = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env(**(extra_env or {})), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
@@ -63,13 +76,17 @@ def measure(argv: Sequence[str], cwd: Path | None = None, extra_env: dict[str, s
                 raise TimeoutError(f"{argv[:4]} took over {timeout:.0f}s")
             time.sleep(0.005)
         seconds = time.perf_counter() - started
+        busy_after, total_after = busy_jiffies()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, argv[:6]))} failed ({proc.returncode}):\n"
                            f"{text[-3000:]}")
-    return Measured(round(seconds, 3), round(usage.ru_maxrss / 1024, 1), proc.returncode, text)
+    cpu = usage.ru_utime + usage.ru_stime
+    others = max(0.0, (busy_after - busy_before) - cpu) / max(total_after - total_before, 1e-9)
+    return Measured(round(seconds, 3), round(cpu, 3), round(usage.ru_maxrss / 1024, 1),
+                    round(others, 2), proc.returncode, text)
 
 
 @contextlib.contextmanager

@@ -84,14 +84,26 @@ def markdown(r: dict[str, Any]) -> str:
                 f"one-row DataFrame, {bare['matrix']:g} ms with a one-row matrix."]
     if "batch" in r:
         out += ["", "## Batch scoring of a CSV (20 doubles a row, full precision)", "",
-                "Each run a fresh process, timed from start to exit; peak memory is the "
-                "kernel's maximum resident set size of the process.", "",
-                "| rows | ours s | mlflow s | mlflow / ours | ours peak MB | mlflow peak MB |",
-                "|---|---|---|---|---|---|"]
+                "Each run a fresh process, timed from start to exit; CPU is its user plus system "
+                "time; peak memory is the kernel's maximum resident set size of the process; "
+                "\"others\" is the share of the machine's CPU that other processes used during "
+                "the runs (it slows a tool that needs both cores more than one that uses one).",
+                "", "| rows | ours s | mlflow s | mlflow / ours | ours CPU s | mlflow CPU s "
+                "| ours peak MB | mlflow peak MB | others |", "|---|---|---|---|---|---|---|---|---|"]
         for rows, b in r["batch"]["summary"].items():
-            out.append(f"| {int(rows):,} | {b['ours']['seconds']:g} | {b['mlflow']['seconds']:g}"
-                       f" | {b['speedup']:g}x | {b['ours']['peak_rss_mb']:g} "
-                       f"| {b['mlflow']['peak_rss_mb']:g} |")
+            o, t = b["ours"], b["mlflow"]
+            out.append(f"| {int(rows):,} | {o['seconds']:g} | {t['seconds']:g} | "
+                       f"{b['speedup']:g}x | {o['cpu_seconds']:g} | {t['cpu_seconds']:g} | "
+                       f"{o['peak_rss_mb']:g} | {t['peak_rss_mb']:g} | "
+                       f"{o['others_busy']:.0%} / {t['others_busy']:.0%} |")
+    if "stages" in r:
+        st = r["stages"]["cpu_seconds"]
+        out += ["", f"## Where batch time goes: CPU seconds per step for "
+                f"{r['stages']['rows']:,} rows", "",
+                "Each step alone, on one core, in one process (start-up not included).", "",
+                "| tool | step | CPU s |", "|---|---|---|"]
+        out += [f"| {tool} | {step} | {seconds:g} |" for tool, steps in st.items()
+                for step, seconds in steps.items()]
     if "logging" in r:
         out += ["", "## Model logging (`mlflow.sklearn.log_model`, the benchmark forest)", "",
                 "| variant | seconds |", "|---|---|"]

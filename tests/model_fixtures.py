@@ -49,6 +49,9 @@ class Shelf:
     def slow(self) -> models.SavedModel:
         return self._get("slow", models.slow)
 
+    def unsigned(self) -> models.SavedModel:
+        return self._get("unsigned", models.unsigned)
+
     def broken(self) -> Path:
         key = "broken"
         if key not in _BUILT:

@@ -155,6 +155,18 @@ def slow(path: Path) -> SavedModel:
     return SavedModel(path, model, X)
 
 
+def unsigned(path: Path) -> SavedModel:
+    """A forest logged without signature or input example: nothing to check inputs against."""
+    import mlflow.sklearn
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = breast_cancer()
+    model = RandomForestClassifier(n_estimators=3, random_state=2).fit(X, y)
+    mlflow.sklearn.save_model(model, str(path), pip_requirements=PIP,
+                              serialization_format="cloudpickle")
+    return SavedModel(path, model, X)
+
+
 def broken(path: Path, source: Path) -> Path:
     """A copy of ``source`` whose serialised model is garbage: it cannot be loaded."""
     import shutil

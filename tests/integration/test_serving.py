@@ -118,6 +118,79 @@ def test_one_connection_carries_many_requests(server: Server, shelf: Shelf) -> N
         conn.close()
 
 
+def raw_exchange(server: Server, payload: bytes, until: int = 1) -> bytes:
+    """Send bytes as they are; read until ``until`` complete responses have arrived."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(payload)
+        received = b""
+        while not _complete(received, until):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+    return received
+
+
+def _complete(received: bytes, responses: int) -> bool:
+    finals = [p for p in received.split(b"HTTP/1.1 ")[1:] if not p.startswith(b"100")]
+    if len(finals) < responses:
+        return False
+    head, found, body = finals[-1].partition(b"\r\n\r\n")
+    if not found:
+        return False
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    return len(body) >= length
+
+
+def request_bytes(body: bytes, extra: str = "") -> bytes:
+    return (f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode() + body
+
+
+def test_pipelined_requests_are_answered_in_order(server: Server, shelf: Shelf) -> None:
+    saved = shelf.forest()
+    bodies = [json.dumps(split_request(saved.X, slice(i, i + 1))).encode() for i in (0, 1, 2)]
+    received = raw_exchange(server, b"".join(request_bytes(b) for b in bodies), until=3)
+    answers = [json.loads(part.partition(b"\r\n\r\n")[2])
+               for part in received.split(b"HTTP/1.1 ")[1:]]
+    assert [a["predictions"] for a in answers] == [
+        saved.predict(saved.X.iloc[i:i + 1]).tolist() for i in (0, 1, 2)]
+
+
+def test_expect_100_continue_and_chunked_bodies_are_understood(server: Server,
+                                                               shelf: Shelf) -> None:
+    saved = shelf.forest()
+    body = json.dumps(split_request(saved.X, slice(0, 2))).encode()
+    received = raw_exchange(server, request_bytes(body, "Expect: 100-continue\r\n"))
+    assert received.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("POST", "/invocations", iter([body[:100], body[100:]]),
+                     {"Content-Type": "application/json"}, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["predictions"] == saved.predict(
+            saved.X.iloc[:2]).tolist()
+    finally:
+        conn.close()
+
+
+def test_a_too_large_body_announced_with_expect_is_refused_before_it_is_sent(
+        server: Server) -> None:
+    head = (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n")
+    received = raw_exchange(server, head)
+    assert received.startswith(b"HTTP/1.1 413 ")
+    assert b"connection: close" in received
+
+
+def test_malformed_http_is_a_400(server: Server) -> None:
+    received = raw_exchange(server, b"NOT HTTP AT ALL\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 400 ")
+
+
 def test_concurrent_clients_each_get_the_answer_to_their_own_rows(server: Server,
                                                                   shelf: Shelf) -> None:
     saved = shelf.forest()
@@ -279,3 +352,24 @@ def test_the_observer_hears_of_every_batch(shelf: Shelf, tmp_path: Path) -> None
     assert batches[0]["inputs_shape"] == [4, 30]
     assert batches[0]["outputs"] == forest.predict(forest.X.iloc[:4]).tolist()
     assert np.isfinite(batches[0]["latency_s"])
+
+
+def test_a_stop_while_the_model_loads_ends_the_start_cleanly(shelf: Shelf,
+                                                            tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from mlops_control import procs
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlops_control.serving", str(shelf.forest().path), "--port",
+         str(procs.free_port()), "--workers", "2", "--control-socket", str(tmp_path / "c.sock")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        time.sleep(0.5)  # the workers are importing scikit-learn
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not (tmp_path / "c.sock").exists()
+    finally:
+        if proc.poll() is None:
+            procs.stop_group(proc.pid)

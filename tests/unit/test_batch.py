@@ -156,3 +156,11 @@ def test_batch_scoring_does_not_import_mlflow(shelf: Shelf, tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=REPO)
     assert out.stdout.strip() == "False"
+
+
+def test_a_model_without_signature_scores_the_columns_as_read(shelf: Shelf,
+                                                              tmp_path: Path) -> None:
+    saved = shelf.unsigned()
+    source = write_csv(saved.X.iloc[:30], tmp_path / "in.csv")
+    out = pd.read_csv(batch.score_csv(saved.path, source, tmp_path / "out.csv").output)
+    np.testing.assert_array_equal(out["prediction"], saved.predict(saved.X.iloc[:30]))

@@ -138,3 +138,14 @@ def test_a_model_without_input_example_is_served_all_the_same(shelf: Shelf, tmp_
     (folder / "serving_input_example.json").unlink()
     answers = submit_together(prepare(folder, None, None), [split_body(saved.X, slice(0, 2))])
     assert answers == [(200, {"predictions": saved.predict(saved.X.iloc[:2]).tolist()})]
+
+
+def test_a_model_without_signature_gets_the_dataframe_mlflow_would_build(shelf: Shelf) -> None:
+    saved = shelf.unsigned()
+    served = prepare(saved.path, None, None)
+    assert served.plan.mode == "frame"
+    records = json.dumps({"dataframe_records": saved.X.iloc[:3].to_dict(orient="records")})
+    answers = submit_together(served, [split_body(saved.X, slice(3, 5)), records.encode()])
+    assert answers == [
+        (200, {"predictions": saved.predict(saved.X.iloc[3:5]).tolist()}),
+        (200, {"predictions": saved.predict(saved.X.iloc[:3]).tolist()})]

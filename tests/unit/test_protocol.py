@@ -270,3 +270,26 @@ def test_predictions_are_written_as_mlflow_writes_them() -> None:
         "predictions": as_float32.tolist()}
     labels = np.array(["cat", "dog"], dtype=object)
     assert json.loads(protocol.predictions_body(labels)) == {"predictions": ["cat", "dog"]}
+
+
+def test_optional_columns_may_be_left_out(shelf: Shelf, tmp_path) -> None:
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "model"
+    shutil.copytree(shelf.mixed().path, folder)
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
+    inputs = json.loads(mlmodel["signature"]["inputs"])
+    for spec in inputs:
+        spec["required"] = spec["name"] != "score"
+    mlmodel["signature"]["inputs"] = json.dumps(inputs)
+    (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel))
+    plan = InputPlan(load_model(folder))
+    body = {"dataframe_split": {"columns": ["city", "age", "member"],
+                                "data": [["nice", 30, False]]}}
+    data = parse(plan, body)
+    assert set(data) == {"age", "member", "city"}
+    status, message = refused(plan, {"dataframe_split": {"columns": ["city", "member"],
+                                                         "data": [["nice", False]]}})
+    assert status == 400 and "missing required column 'age'" in message

@@ -152,8 +152,8 @@ class Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_message = False
-        if self.transport is None:
-            return
+        if self.transport is None or self.transport.is_closing():
+            return  # answered already (413 before the body) or going away
         path = self._url.split(b"?", 1)[0]
         request = Request(
             method=self.parser.get_method(), path=path, content_type=self._content_type,
@@ -188,6 +188,8 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return  # the client went away while its request was being answered
+        if transport.is_closing():
+            return
         close = self.closing or not request.keep_alive
         transport.write(_head(status, content_type, len(body), close) + body)
         if close:

@@ -128,6 +128,12 @@ def _split(payload: Any, plan: InputPlan) -> Parsed:
         return Parsed(len(data), rows=data)
     if not isinstance(columns, list):
         raise SchemaError("dataframe_split 'columns' must be a list of column names")
+    if len(plan.required) != len(plan.names):
+        # Optional columns may be left out: go column by column, as MLflow does.
+        _pick(data, tuple(range(len(columns))), len(columns))  # rows must be well formed
+        wanted = {name: i for i, name in enumerate(columns) if name in plan.names}
+        converted = plan.from_columns({n: [row[i] for row in data] for n, i in wanted.items()})
+        return Parsed(InputPlan.n_rows(converted), data=converted)
     layout = plan.layout(columns)
     if layout is None:
         return Parsed(len(data), rows=data)

@@ -158,7 +158,8 @@ class Supervisor:
                 control = await self._serve_control(self.control_socket)
             self.workers = list(await asyncio.gather(
                 *(self._spawn(i, self.current) for i in range(self.n_workers))))
-            await self._await_started(self.workers)
+            if not await self._await_started(self.workers):
+                return  # stopped while the model was loading
             host, port = self.listen.getsockname()[:2]
             logger.info("serving", extra={
                 "url": f"http://{host}:{port}", "workers": self.n_workers,
@@ -168,13 +169,25 @@ class Supervisor:
         finally:
             await self._shutdown(control)
 
-    async def _await_started(self, workers: list[WorkerHandle]) -> None:
-        done = await asyncio.wait_for(asyncio.gather(*(w.started for w in workers)),
-                                      START_TIMEOUT_S)
+    async def _await_started(self, workers: list[WorkerHandle]) -> bool:
+        """True once every worker serves; False if a stop came first."""
+        started = asyncio.ensure_future(asyncio.gather(*(w.started for w in workers)))
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({started, stop}, timeout=START_TIMEOUT_S,
+                           return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not started.done():
+            started.cancel()
+            if self._stop.is_set():
+                return False
+            raise ControlCentreError(f"the model in {self.current.model_dir} was not loaded "
+                                     f"within {START_TIMEOUT_S:.0f}s")
+        done = started.result()
         errors = sorted({m.get("error", "unknown error") for m in done if m["op"] == "failed"})
         if errors:
             raise ControlCentreError(f"the model in {self.current.model_dir} could not be "
                                      f"served: {'; '.join(errors)}")
+        return True
 
     # --- workers ----------------------------------------------------------------------------
     async def _spawn(self, index: int, model: ModelRef) -> WorkerHandle:
