@@ -68,6 +68,11 @@ def is_text(value: Any) -> bool:
     return False
 
 
+def is_missing(value: Any) -> bool:
+    """Absent, blank, NaN or infinite (see :func:`to_number`); text is present."""
+    return not is_text(value) and to_number(value) is None
+
+
 @dataclass
 class Moments:
     """Count, mean, sum of squared deviations, min and max of the present values, plus the
@@ -223,7 +228,7 @@ def summarize(values: Sequence[Any], bins: int = BINS) -> dict[str, Any]:
     is text; a categorical feature gets its count and missing share only (PSI is computed for
     numeric features)."""
     if any(is_text(v) for v in values):
-        missing = sum(1 for v in values if not is_text(v) and to_number(v) is None)
+        missing = sum(1 for v in values if is_missing(v))
         return {"kind": "categorical", "count": len(values) - missing, "missing": missing,
                 "missing_share": missing / len(values)}
     present = [n for n in map(to_number, values) if n is not None]
