@@ -30,9 +30,16 @@ from mlops_control.monitoring.series import EndpointSeries, Values, Window, valu
 from mlops_control.monitoring.store import MetricsStore
 
 PREFIX = "/dashboards"
-WINDOWS = {"15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600}
-DEFAULT_WINDOW = "1h"
+WINDOWS = {"auto": 0, "15m": 900, "1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600,
+           "7d": 7 * 24 * 3600}
+DEFAULT_WINDOW = "auto"
+"""From the project's first recorded interval of the last day (at least five minutes), so a
+fresh endpoint's few minutes fill the charts."""
+AUTO_MIN_S = 60
+AUTO_MAX_S = 24 * 3600
 BUCKETS = 60
+MIN_BUCKET_S = 5.0
+"""The workers' flush interval: a finer bucket would hold no interval at all."""
 REFRESH_S = 10
 TOP_DRIFTING = 5
 TOP_MISSING = 8
@@ -79,9 +86,12 @@ def _endpoints(store: MetricsStore, project: str, known: Sequence[EndpointInfo])
 
 def load(store: MetricsStore, project: str, window_name: str, now: float,
          known: Sequence[EndpointInfo], static: bool = False) -> View:
-    seconds = WINDOWS.get(window_name, WINDOWS[DEFAULT_WINDOW])
-    window = Window(now - seconds, now, BUCKETS)
     endpoints = _endpoints(store, project, known)
+    seconds = float(WINDOWS.get(window_name, AUTO_MAX_S))
+    if not seconds:
+        first = store.first_ended(endpoints, now - AUTO_MAX_S)
+        seconds = max(AUTO_MIN_S, now - first + MIN_BUCKET_S) if first else AUTO_MIN_S
+    window = Window(now - seconds, now, max(1, min(BUCKETS, int(seconds // MIN_BUCKET_S))))
     series = {}
     for endpoint in endpoints:
         intervals = store.intervals([endpoint], window.start, now)
@@ -338,7 +348,8 @@ def _feature(view: View, data: EndpointSeries, feature: str,
     lines = [svg.Line("mean", mean, _color(0), band=(low, high))]
     trained = ((reference or {}).get("features") or {}).get(feature) or {}
     if trained.get("mean") is not None:
-        lines.append(svg.Line("training mean", [trained["mean"]] * BUCKETS, "#6b7280",
+        lines.append(svg.Line("training mean", [trained["mean"]] * view.window.buckets,
+                              "#6b7280",
                               dashed=True, markers=False))
     chart = svg.time_chart(view.window.times(), lines, unit="value", floor_zero=False,
                            width=360, height=150)
@@ -350,8 +361,8 @@ def _feature(view: View, data: EndpointSeries, feature: str,
 
 def _header(view: View, which: str) -> str:
     if view.static:
-        return (f"<header><h1>{escape(view.project)}</h1><span>last "
-                f"{escape(view.window_name)} to {time.strftime('%H:%M:%S')}</span></header>")
+        return (f"<header><h1>{escape(view.project)}</h1><span>"
+                f"{_span(view.window)} to {time.strftime('%H:%M:%S')}</span></header>")
     base = f"{PREFIX}/{urllib.parse.quote(view.project)}"
     tabs = [("both", base), ("metrics", f"{base}/metrics"), ("stats", f"{base}/stats")]
     tab_links = " ".join(f'<a{" class=on" if which == k else ""} href="{href}?window='
@@ -361,7 +372,14 @@ def _header(view: View, which: str) -> str:
         for w in WINDOWS)
     return (f'<header><h1><a href="{PREFIX}/">dashboards</a> / {escape(view.project)}</h1>'
             f"<nav>{tab_links}</nav><nav>window: {window_links}</nav>"
+            f"<span>{_span(view.window)}</span>"
             f"<span>{time.strftime('%H:%M:%S')}, refreshes every {REFRESH_S}s</span></header>")
+
+
+def _span(window: Window) -> str:
+    minutes = (window.end - window.start) / 60
+    span = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.0f} h"
+    return f"last {span} in {window.buckets} points of {svg.number(window.step)} s"
 
 
 def project_page(view: View, which: str = "both", endpoint: str | None = None) -> str:

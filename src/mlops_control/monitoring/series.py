@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_control.monitoring import latency, stats
-from mlops_control.monitoring.store import Interval
+from mlops_control.monitoring.store import Interval, MetricsStore
 
 Values = list[float | None]
 
@@ -62,8 +62,26 @@ class EndpointSeries:
 
     # --- requests, errors, latency, resources ---------------------------------------------
     def per_minute(self, field: str) -> Values:
-        minutes = self.window.step / 60.0
-        return self._each(lambda b: sum(getattr(i, field) for i in b) / minutes)
+        """A count per minute: each interval's count spread over the buckets it spans, in
+        proportion to the time it spent in each (so rates do not jump with flush timing)."""
+        window = self.window
+        totals = [0.0] * window.buckets
+        covered = [False] * window.buckets
+        for interval in self.intervals:
+            span = interval.ended - interval.started
+            first = window.index(max(interval.started, window.start))
+            last = window.index(interval.ended)
+            if first is None or last is None:
+                continue
+            for b in range(first, last + 1):
+                low = window.start + b * window.step
+                overlap = min(low + window.step, interval.ended) - max(low, interval.started)
+                share = overlap / span if span > 0 else 1.0
+                if share > 0:
+                    totals[b] += getattr(interval, field) * share
+                    covered[b] = True
+        minutes = window.step / 60.0
+        return [t / minutes if c else None for t, c in zip(totals, covered, strict=True)]
 
     def latency_ms(self, q: float) -> Values:
         def compute(bucket: list[Interval]) -> float | None:
@@ -259,3 +277,13 @@ def value(view: EndpointSeries, local: str, stat: str, feature: str | None = Non
     if local == "feature_drift":
         return view.drift(feature)
     raise ValueError(f"no local measurement {local!r}")
+
+
+def recorded(store: MetricsStore, project: str, endpoint: str, start: float,
+             end: float) -> EndpointSeries:
+    """What ``endpoint`` recorded between ``start`` and ``end``, as a single bucket (with the
+    training statistics of the versions it served)."""
+    intervals = store.intervals([endpoint], start, end)
+    references = {v: store.training_stats(project, v) for v in {i.version for i in intervals}
+                  if v}
+    return EndpointSeries(intervals, Window(start, end, 1), references)

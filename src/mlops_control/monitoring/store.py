@@ -146,6 +146,15 @@ class MetricsStore:
                          {int(k): v for k, v in json.loads(r[10]).items()}, r[11], r[12],
                          r[13], r[14], json.loads(r[15])) for r in rows]
 
+    def first_ended(self, endpoints: Sequence[str], since: float) -> float | None:
+        """When the first interval of ``endpoints`` since ``since`` ended, if any did."""
+        if not endpoints:
+            return None
+        marks = ",".join("?" * len(endpoints))
+        row = self._db.execute(f"SELECT MIN(ended) FROM intervals WHERE endpoint IN ({marks}) "
+                               f"AND ended >= ?", (*endpoints, since)).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def endpoints(self) -> list[tuple[str, str, float]]:
         """``(endpoint, project, last written)`` of every endpoint with recorded metrics."""
         rows = self._db.execute(
