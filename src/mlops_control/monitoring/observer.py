@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,9 +40,10 @@ logger = logging.getLogger("mlops_control.monitoring")
 FLUSH_S = 5.0
 IDLE_FLUSH_S = 30.0
 """With no traffic, a row (memory, CPU) is still written this often."""
-MAX_ROWS_PER_INTERVAL = 50_000
-"""Input statistics of an interval come from at most this many rows (its first batches);
-requests and errors are always all counted."""
+MAX_BATCHES_PER_INTERVAL = 1000
+"""Input statistics of an interval come from at most this many batches, a uniform sample of
+them (reservoir sampling): it bounds the flush's work, whatever the load. Requests, errors,
+latency and rows are always all counted."""
 REFERENCE_RETRY_S = 30.0
 PRUNE_EVERY_S = 3600.0
 DISTINCT_PREDICTIONS = 20
@@ -55,7 +57,7 @@ class Window:
     errors_4xx: int = 0
     errors_5xx: int = 0
     rows: int = 0
-    sampled: int = 0
+    seen_batches: int = 0
     latency: dict[int, int] = field(default_factory=dict)
     batches: list[tuple[Any, Any]] = field(default_factory=list)
 
@@ -109,9 +111,13 @@ class MetricsObserver:
         with self._lock:
             window = self._window
             window.rows += n_rows
-            if window.sampled < MAX_ROWS_PER_INTERVAL:
+            window.seen_batches += 1
+            if len(window.batches) < MAX_BATCHES_PER_INTERVAL:
                 window.batches.append((inputs, outputs))
-                window.sampled += n_rows
+            else:
+                slot = random.randrange(window.seen_batches)
+                if slot < MAX_BATCHES_PER_INTERVAL:
+                    window.batches[slot] = (inputs, outputs)
 
     def close(self) -> None:
         self._stop.set()
@@ -167,19 +173,18 @@ class MetricsObserver:
             return {}
         ref = self.reference(version)
         features: dict[str, list[Any]] = {}
-        outputs: list[Any] = []
-        for inputs, predicted in window.batches:
+        for inputs in _concatenated([inputs for inputs, _ in window.batches]):
             named = fast_stats.columns(inputs)
             if not hasattr(inputs, "columns"):
                 named = self._name(named, version)
             for name, values in named:
                 features.setdefault(name, []).append(values)
-            if predicted is not None:
-                outputs.append(np.asarray(predicted))
+        outputs = [np.asarray(p) for _, p in window.batches if p is not None]
         reference_features = (ref or {}).get("features") or {}
         summary = {name: _feature(np.concatenate(parts), reference_features.get(name))
                    for name, parts in features.items()}
-        data: dict[str, Any] = {"features": summary, "sampled_rows": window.sampled}
+        data: dict[str, Any] = {"features": summary, "sampled_batches": len(window.batches),
+                                "batches": window.seen_batches}
         if outputs:
             data["predictions"] = _predictions(outputs, (ref or {}).get("target"))
         return data
@@ -243,6 +248,30 @@ class MetricsObserver:
             interval.disk_percent = float(psutil.disk_usage(str(self.store.path.parent)).percent)
         except (OSError, psutil.Error):
             return
+
+
+def _concatenated(batches: list[Any]) -> list[Any]:
+    """Consecutive batches of the same shape joined into one (a matrix, or a DataFrame), so the
+    statistics are computed once per column instead of once per batch."""
+    groups: list[tuple[Any, list[Any]]] = []
+    for batch in batches:
+        key: Any = (("frame", tuple(batch.columns)) if hasattr(batch, "columns")
+                    else ("array", np.shape(batch)[1:]))
+        if groups and groups[-1][0] == key:
+            groups[-1][1].append(batch)
+        else:
+            groups.append((key, [batch]))
+    joined = []
+    for key, members in groups:
+        if len(members) == 1:
+            joined.append(members[0])
+        elif key[0] == "frame":
+            import pandas as pd
+
+            joined.append(pd.concat(members, ignore_index=True))
+        else:
+            joined.append(np.concatenate([np.asarray(m) for m in members]))
+    return joined
 
 
 def _feature(values: np.ndarray, summary: dict[str, Any] | None) -> dict[str, Any]:
