@@ -137,9 +137,10 @@ def _page(title: str, body: str, static: bool) -> str:
 
 
 def _legend(lines: Sequence[svg.Line]) -> str:
+    """Entries for the lines that have data (an empty chart says so, without a legend)."""
     return '<div class="legend">' + "".join(
         f'<span><i style="background:{line.color}"></i>{escape(line.label)}</span>'
-        for line in lines) + "</div>"
+        for line in lines if any(v is not None for v in line.values)) + "</div>"
 
 
 def _card(title: str, chart: str, note: str = "", legend: str = "") -> str:

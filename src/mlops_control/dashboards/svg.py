@@ -129,12 +129,14 @@ def _axes(frame: Frame, times: Sequence[float], unit: str) -> list[str]:
         parts.append(f'<text x="{MARGIN_LEFT - 4}" y="{y + 3:.1f}" text-anchor="end" '
                      f'class="tick">{escape(number(tick))}</text>')
     if times:
+        span = times[-1] - times[0]
+        fmt = "%H:%M:%S" if span < 600 else "%H:%M" if span < 86400 else "%a %H:%M"
         for i in range(5):
             moment = times[0] + (times[-1] - times[0]) * i / 4
             x = frame.x(moment)
             anchor = "start" if i == 0 else "end" if i == 4 else "middle"
             parts.append(f'<text x="{x:.1f}" y="{frame.height - 6}" text-anchor="{anchor}" '
-                         f'class="tick">{time.strftime("%H:%M", time.localtime(moment))}</text>')
+                         f'class="tick">{time.strftime(fmt, time.localtime(moment))}</text>')
     parts.append(f'<text x="10" y="{MARGIN_TOP + 4}" class="unit" transform="rotate(-90 10 '
                  f'{MARGIN_TOP + 4})" text-anchor="end">{escape(unit)}</text>')
     return parts
