@@ -380,7 +380,8 @@ def _header(view: View, which: str) -> str:
 def _span(window: Window) -> str:
     minutes = (window.end - window.start) / 60
     span = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.0f} h"
-    return f"last {span} in {window.buckets} points of {svg.number(window.step)} s"
+    step = f"{window.step:.0f}" if window.step >= 2 else svg.number(window.step)
+    return f"last {span} in {window.buckets} points of {step} s"
 
 
 def project_page(view: View, which: str = "both", endpoint: str | None = None) -> str:
