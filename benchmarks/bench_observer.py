@@ -270,9 +270,9 @@ def write(results: dict[str, Any], command: str) -> Path:
         + parts["flush_10k_batches_ms"] / 1000 / 5
     lines += [
         "", "Reading it: `none` against `null` is the effect of having an observer thread at "
-        "all, which on this virtual machine can make serving faster, not slower (a thread "
-        "woken for every batch keeps the worker's CPU from idling between requests); it is "
-        "not a cost of monitoring. `metrics` against `null` is the cost of the metrics "
+        "all, which on this virtual machine made serving faster, not slower (probably because "
+        "a thread woken for every batch keeps the worker's virtual CPU from idling between "
+        "requests); it is not a cost of monitoring. `metrics` against `null` is the cost of the metrics "
         "work itself: on this machine it is within the noise of repeated runs (the same "
         "server's throughput varies by 15% or more from one repetition to the next). The "
         "in-process timings below bound it: at 1,000 requests per second, one per batch, a "
