@@ -242,7 +242,8 @@ def write(results: dict[str, Any], command: str) -> Path:
     (RESULTS / "monitoring.json").write_text(json.dumps(results, indent=2))
     lines = [
         "# Monitoring overhead", "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {results['machine']}.", "",
+        f"Measured {time.strftime('%Y-%m-%d')} on {results['machine']}, a machine shared "
+        "with other jobs: only comparisons within one run mean anything.", "",
         f"Command: `{command}`", "",
         "The same model (random forest, 50 trees, 20 float features) served three times by "
         "the scoring server with 2 workers each: without an observer (`none`), with an "

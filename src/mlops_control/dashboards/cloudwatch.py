@@ -16,11 +16,17 @@ Standard library only: the deployment's glue Lambda builds these bodies.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_control import names
-from mlops_control.monitoring import catalogue, definition, stats
-from mlops_control.monitoring.definition import Panel, Series
+
+if TYPE_CHECKING:
+    from mlops_control.monitoring import catalogue
+    from mlops_control.monitoring.definition import Panel, Series
+
+# The monitoring modules are imported when a body is made. Every Lambda handler imports this
+# module (through the SageMaker backend); only the deployment's resolve step makes a body,
+# and the others should not pay for it at cold start.
 
 WIDTH = 12
 HEIGHT = 6
@@ -80,6 +86,8 @@ def _dimensions(metric: catalogue.Metric, project: str, endpoint: str, variant: 
 
 def _line(series: Series, project: str, endpoint: str, variant: str, label: str,
           feature: str = names.PREDICTION_FEATURE, **options: Any) -> list[Any]:
+    from mlops_control.monitoring import catalogue
+
     metric = catalogue.METRICS[series.metric]
     return [metric.namespace, metric.name,
             *_dimensions(metric, project, endpoint, variant, feature),
@@ -134,6 +142,8 @@ def metrics_dashboard(project: str, endpoint: str, variant: str, region: str, *,
     ``variant``: requests, errors, latency, CPU, memory, disk. Latencies are in microseconds
     as SageMaker reports them; utilisations are percentages (CPU can exceed 100 on
     multi-core instances)."""
+    from mlops_control.monitoring import definition
+
     shown = _endpoints(endpoint, endpoints)
     board = definition.METRICS
     widgets = [_text(f"# {board.name(project)}\n{', '.join(f'`{e}`' for e in shown)} "
@@ -148,6 +158,8 @@ def stats_dashboard(project: str, endpoint: str, features: list[str], region: st
     """Inputs and outputs of ``endpoint`` (and the project's other ``endpoints``) over time,
     from captured data: the predicted rows and the predictions' distribution, drift and the
     share missing per feature, and each feature's mean and spread."""
+    from mlops_control.monitoring import definition, stats
+
     shown = _endpoints(endpoint, endpoints)
     board = definition.STATS
     features = list(features)
