@@ -31,13 +31,16 @@ RUNTIME_REQUIREMENTS = ["boto3==1.44.8", "botocore==1.44.8"]
 PY312 = Path(os.environ.get("MLOPS_PYTHON312",
                             Path.home() / ".pyenv" / "versions" / "3.12.1" / "bin" / "python"))
 HANDLER_MODULES = ["lambdas.webhook", "lambdas.data_trigger", "lambdas.reconciler",
-                   "lambdas.deploy_steps"]
+                   "lambdas.deploy_steps", "lambdas.capture_stats"]
 MLOPS_MODULES = [
     "__init__.py", "names.py", "events.py", "errors.py", "registry.py",
     "steps/__init__.py", "steps/apply.py", "steps/plan.py", "steps/status.py",
     "steps/reconcile.py", "steps/backend.py",
     "backends/__init__.py", "backends/sagemaker.py",
     "dashboards/__init__.py", "dashboards/cloudwatch.py",
+    "monitoring/__init__.py", "monitoring/stats.py", "monitoring/catalogue.py",
+    "monitoring/definition.py", "monitoring/capture.py", "monitoring/publish.py",
+    "monitoring/reference.py",
 ]
 # Never imported by the handlers; dropping them keeps the bundle under 10 MB (the import test
 # in tests/lambdas proves every handler still imports from the bundle alone).

@@ -18,6 +18,9 @@ class FakeRegistry(RegistryClient):
     sources: dict[tuple[str, str], str] = field(default_factory=dict)
     smoke: dict[str, dict] = field(default_factory=dict)
     writes: list[tuple[str, str, str, str | None]] = field(default_factory=list)
+    artifacts: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    """Run artifacts by ``(run_id, path)``; any other path of a run in ``smoke`` is its smoke
+    test payload."""
 
     def add(self, name: str, version: str, source: str = "", **tags: str) -> None:
         self.versions[(name, version)] = dict(tags)
@@ -54,6 +57,8 @@ class FakeRegistry(RegistryClient):
         return self.sources[(name, version)]
 
     def run_artifact(self, run_id: str, path: str) -> bytes:
+        if (run_id, path) in self.artifacts:
+            return self.artifacts[(run_id, path)]
         if run_id not in self.smoke:
             raise NotFound("no artifact", 404)
         return json.dumps(self.smoke[run_id]).encode()

@@ -12,11 +12,12 @@ from constructs import Construct
 from mlops_cdk import nag
 from mlops_cdk.event_intake import EventIntake
 from mlops_cdk.lambda_factory import LambdaFactory, _retention
+from mlops_cdk.monitoring import Monitoring
 from mlops_cdk.notifications import Notifications
 from mlops_cdk.sagemaker_role import SageMakerRole
 from mlops_cdk.settings import Settings
 from mlops_cdk.shared_image import SharedImage
-from mlops_cdk.storage import Storage
+from mlops_cdk.storage import CAPTURE_PREFIX, Storage
 from mlops_cdk.workflows import Workflows
 from mlops_control import names
 from mlops_control.backends.sagemaker import AlarmConfig, SageMakerConfig, StageConfig
@@ -95,6 +96,12 @@ class ControlStack(Stack):
             train=self.workflows.train, deploy=self.workflows.deploy,
             retire=self.workflows.retire, reconcile_minutes=settings.reconcile_minutes,
             reserved_concurrency=settings.webhook_reserved_concurrency, key=key)
+
+        self.monitoring = Monitoring(
+            self, "Monitoring", factory=factory, registry_environment=registry_env,
+            projects=settings.projects, stages=list(settings.stages),
+            artifact_bucket=self.storage.artifact_bucket, capture_prefix=CAPTURE_PREFIX,
+            topic=self.notifications.topic, key=key, mlflow_auth=self.mlflow_auth)
 
         # --- grants: who may touch what -------------------------------------------------
         self.storage.data_bucket.grant_read(role)

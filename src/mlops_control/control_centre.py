@@ -20,9 +20,11 @@ from typing import Any
 
 from mlops_control import events, local_training, names, webhooks
 from mlops_control.backends.local import LocalBackend
+from mlops_control.dashboards import html as dashboards
 from mlops_control.dedupe import SeenDeliveries
 from mlops_control.errors import ControlCentreError, RegistryError
 from mlops_control.inbox import InboxWatcher
+from mlops_control.monitoring import store as metrics_store
 from mlops_control.receiver import Receiver
 from mlops_control.registry import RegistryClient
 from mlops_control.settings import Settings
@@ -70,7 +72,9 @@ class ControlCentre:
         self.receiver = Receiver(
             "127.0.0.1", settings.receiver_port if receiver_port is None else receiver_port,
             webhooks.local_secret(settings.secrets_dir), self.seen,
-            on_event=self.on_registry_event, status=self.status, pages={})
+            on_event=self.on_registry_event, status=self.status,
+            pages={dashboards.PREFIX: dashboards.DashboardPages(
+                metrics_store.path_in(settings.state_dir), self.endpoint_infos)})
         self.inbox = InboxWatcher(settings.inbox_dir, settings.state_dir / "data",
                                   self.on_data)
         self.history = History()
@@ -92,6 +96,7 @@ class ControlCentre:
         logger.info("webhook registered" if registration.created else "webhook updated",
                     extra={"url": registration.url, "id": registration.webhook_id})
         self.inbox.start()
+        logger.info("dashboards", extra={"url": self.dashboard_url()})
         for name, target in (("reconciler", self._reconcile_loop), ("timer", self._timer_loop),
                              ("watchdog", self._watchdog_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -182,6 +187,7 @@ class ControlCentre:
                                      "version": outcome.version, "detail": outcome.message}
             if outcome.ok and outcome.action == "deploy":
                 extra["url"] = self.backend.url(project, outcome.stage) + "/invocations"
+                extra["dashboard"] = self.dashboard_url(project)
             log("done" if outcome.ok else "failed", extra=extra)
 
     def _timer_loop(self) -> None:
@@ -219,6 +225,17 @@ class ControlCentre:
         self.request(event.project, "new version trained")
 
     # --- status ---------------------------------------------------------------------------
+    def dashboard_url(self, project: str | None = None) -> str:
+        """The local dashboards' address: the index, or both dashboards of ``project``."""
+        base = f"http://127.0.0.1:{self.receiver.port}{dashboards.PREFIX}/"
+        return base + project if project else base
+
+    def endpoint_infos(self) -> list[dashboards.EndpointInfo]:
+        return [dashboards.EndpointInfo(r.endpoint, r.project, r.version,
+                                        self.backend.running(r.endpoint),
+                                        f"http://127.0.0.1:{r.port}")
+                for r in self.backend.records()]
+
     def status(self) -> dict[str, Any]:
         endpoints = []
         for record in self.backend.records():

@@ -25,12 +25,18 @@ import typer
 
 from mlops_control import contract, local_server, local_training, logs, names, procs
 from mlops_control.control_centre import ControlCentre
+from mlops_control.monitoring.series import EndpointSeries
+from mlops_control.monitoring.stats import PSI_MAJOR
 from mlops_control.registry import RegistryClient
 from mlops_control.registry_view import format_versions
 from mlops_control.settings import Settings
+from mlops_control.traffic import Traffic
 
 PROJECT = "test-project"
 WAIT_S = 180.0
+TRAFFIC_PER_S = 20.0
+DRIFTED = ("mean_radius", "mean_perimeter", "mean_area", "worst_radius")
+DRIFT_FACTOR = 1.4
 
 
 @dataclass
@@ -45,7 +51,8 @@ class Demo:
         self.keep = keep
         self.story = Story()
         self.step_no = 0
-        self.total = 13
+        self.total = 14
+        self.traffic: Traffic | None = None
 
     # --- printing -------------------------------------------------------------------------
     def step(self, title: str) -> None:
@@ -170,6 +177,19 @@ class Demo:
         answer = self.request(valid.X_test.head(3))
         self.done(f"POST /invocations with 3 rows → {answer}")
 
+        self.step("Send steady traffic to production: it feeds the local dashboards")
+        started = time.time()
+        self.traffic = self.start_traffic()
+        self.done(f"{self.traffic.per_second:.0f} requests/s of {self.traffic.rows} rows drawn "
+                  f"from the training data, every {self.traffic.bad_every}th malformed (a 4xx "
+                  "on purpose), in the background through the steps below")
+        self.wait("the traffic in the metrics store",
+                  lambda: sum(i.requests for i in self.recorded(started).intervals) > 0)
+        shown = self.recorded(started)
+        self.done(f"the dashboards show it: {sum(i.requests for i in shown.intervals)} requests "
+                  f"so far, p50 latency {shown.latency_ms(0.5)[0] or 0:.1f} ms, at "
+                  f"{self.centre.dashboard_url(PROJECT)}")
+
         self.step("Batch inference: score a CSV file, predictions added as a column")
         self.batch(valid)
 
@@ -192,6 +212,18 @@ class Demo:
             names.TAG_STATUS) == names.Status.SUPERSEDED)
         self.done(f"version {v2} serves production; version {v1} is superseded")
         self.tags()
+        if self.traffic is not None:
+            shifted = time.time()
+            self.traffic.shift = dict.fromkeys(DRIFTED, DRIFT_FACTOR)
+            self.note(f"from now on the traffic's {', '.join(DRIFTED)} are "
+                      f"{DRIFT_FACTOR:.0%} of what training saw")
+
+            def drift() -> float:
+                return self.recorded(shifted).window_drift(DRIFTED[0]) or 0.0
+
+            self.wait(f"drift of {DRIFTED[0]} in the metrics store", lambda: drift() > PSI_MAJOR)
+            self.done(f"{names.stats_dashboard(PROJECT)} shows it: {DRIFTED[0]} has drifted, "
+                      f"PSI {drift():.2f} against the training data (above {PSI_MAJOR}: shifted)")
 
         self.step(f"Roll back to version {v1} by tag (deploy=production on the older version)")
         self.registry.set_tag(PROJECT, v1, names.TAG_DEPLOY, "production")
@@ -210,6 +242,7 @@ class Demo:
         self.tags()
 
         self.step(f"Deprecate version {v2} too: nothing good is left, so the endpoint is retired")
+        self.stop_traffic()
         self.registry.set_tag(PROJECT, v2, names.TAG_DEPRECATED, "true")
         self.wait("production endpoint removed", lambda: self.answering("production") is None
                   and self.version_tags(v2).get(names.TAG_STATUS) == names.Status.RETIRED)
@@ -222,6 +255,56 @@ class Demo:
         typer.echo(f"\n    MLflow UI: {uri}/#/models/{PROJECT}")
         typer.echo(f"    control centre status: http://127.0.0.1:{self.centre.receiver.port}/status")
         typer.echo(f"    logs: {self.settings.logs_dir}")
+        self.summarize_dashboards()
+
+    # --- traffic and dashboards -------------------------------------------------------------
+    def start_traffic(self) -> Traffic:
+        frame = self.project_data().drop(columns=["target"])
+        traffic = Traffic(self.centre.backend.url(PROJECT, "production"), frame,
+                          per_second=TRAFFIC_PER_S, rows=4, seed=7)
+        traffic.bad_every = 50
+        return traffic.start()
+
+    def recorded(self, since: float) -> EndpointSeries:
+        """What the production endpoint recorded since ``since`` (what the dashboards read)."""
+        from mlops_control.monitoring import series, store
+
+        metrics = store.MetricsStore(store.path_in(self.settings.state_dir))
+        try:
+            return series.recorded(metrics, PROJECT, names.endpoint_name(PROJECT, "production"),
+                                   since, time.time())
+        finally:
+            metrics.close()
+
+    def stop_traffic(self) -> None:
+        if self.traffic is None:
+            return
+        self.traffic.stop()
+        traffic, self.traffic = self.traffic, None
+        self.done(f"traffic stopped: {traffic.sent} requests through three version switches, "
+                  f"{traffic.failed} failed (no answer or 5xx), "
+                  f"{sum(c for s, c in traffic.statuses.items() if s == 400)} refused on "
+                  "purpose (400)")
+
+    def summarize_dashboards(self) -> None:
+        from mlops_control.dashboards import html
+        from mlops_control.monitoring import store
+
+        files = html.write(store.path_in(self.settings.state_dir),
+                           self.settings.state_dir / "dashboards", PROJECT,
+                           known=self.centre.endpoint_infos())
+        typer.echo(f"    dashboards: {self.centre.dashboard_url(PROJECT)} "
+                   f"(live while the control centre runs: make demo KEEP=1)")
+        typer.echo(f"    dashboards as files: {files[0]}")
+        typer.echo(f"                         {files[1]}")
+
+    def project_data(self) -> Any:
+        spec = importlib.util.spec_from_file_location(
+            "demo_tp_data", self.settings.projects_dir / PROJECT / "data.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.bundled()
 
     def request(self, X: Any) -> str:
         body = json.dumps({"dataframe_split": {"columns": list(X.columns),
@@ -251,12 +334,7 @@ class Demo:
     def drop_new_data(self) -> str:
         import numpy as np
 
-        spec = importlib.util.spec_from_file_location(
-            "demo_tp_data", self.settings.projects_dir / PROJECT / "data.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        frame = module.bundled()
+        frame = self.project_data()
         rng = np.random.default_rng(7)
         # "Newer" data: a resample of the bundled set with a little measurement noise.
         fresh = frame.sample(n=len(frame), replace=True, random_state=7).reset_index(drop=True)
@@ -276,6 +354,8 @@ class Demo:
         return self.registry.model_versions(PROJECT)[-1].version
 
     def shutdown(self) -> None:
+        if self.traffic is not None:
+            self.traffic.stop()
         centre = getattr(self, "centre", None)
         if centre is not None:
             centre.stop()

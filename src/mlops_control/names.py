@@ -99,6 +99,15 @@ ENV_SERVING_SHUTDOWN_TIMEOUT_S = "MLOPS_SERVING_SHUTDOWN_TIMEOUT_S"
 """Seconds a stopping server waits for in-flight requests before closing connections."""
 ENV_SERVING_OBSERVER = "MLOPS_SERVING_OBSERVER"
 """``package.module:name`` of the monitoring observer told about every batch (none by default)."""
+ENV_METRICS_STORE = "MLOPS_METRICS_STORE"
+"""SQLite file in which a local endpoint records its metrics (``<state>/metrics/metrics.sqlite``
+when the control centre starts it); see :mod:`mlops_control.monitoring.observer`."""
+ENV_ENDPOINT_NAME = "MLOPS_ENDPOINT_NAME"
+"""The endpoint a local serving process answers for: its metrics are recorded under this name."""
+ENV_METRICS_FLUSH_S = "MLOPS_METRICS_FLUSH_S"
+"""Seconds between two writes of a serving worker's in-memory metrics to the store (5)."""
+METRICS_OBSERVER = "mlops_control.monitoring.observer:MetricsObserver"
+"""The observer local endpoints run with (the value of ``MLOPS_SERVING_OBSERVER``)."""
 ENV_SAGEMAKER_WORKERS = "SAGEMAKER_MODEL_SERVER_WORKERS"
 """SageMaker's conventional setting for the number of serving worker processes."""
 
@@ -117,6 +126,9 @@ FIRST_EXTRA_STAGE_PORT = 5052
 # --- Artifacts the training job stores with each run --------------------------------------
 SMOKE_TEST_ARTIFACT = "control/smoke_test.json"
 """The contract's test slice as an MLflow scoring request: what deployments smoke-test with."""
+TRAINING_STATS_ARTIFACT = "control/training_stats.json"
+"""Per-feature statistics of the data a version was trained on (count, mean, std, min, max,
+missing share, histogram for the population stability index): the reference for drift."""
 
 # --- AWS: SageMaker resources, tags and metrics -------------------------------------------
 # Every SageMaker resource the control centre creates carries these tags, so ``live()`` and
@@ -135,12 +147,21 @@ name. A new version is smoke-tested on a candidate endpoint of its own before th
 SM_SERVING_ENV = "serve"
 """The command SageMaker passes to the shared image for an endpoint (BYOC contract)."""
 STATS_NAMESPACE = "MLOpsControl/Stats"
-"""CloudWatch namespace of the input/output statistics shown on ``<project>_stats``."""
+"""CloudWatch namespace of the input/output statistics shown on ``<project>_stats``, published
+from captured data by the capture-stats Lambda (catalogue: ``monitoring/catalogue.py``)."""
 STATS_DIMENSIONS = ("Project", "Endpoint", "Feature")
-STAT_FEATURE_MEAN = "FeatureMean"
+ENDPOINT_DIMENSIONS = ("Project", "Endpoint")
+STAT_FEATURE_VALUE = "FeatureValue"
+"""A feature's values as a statistic set: its Average is the mean, SampleCount the rows."""
+STAT_FEATURE_SPREAD = "FeatureStd"
 STAT_FEATURE_MISSING = "FeatureMissingShare"
 STAT_FEATURE_DRIFT = "FeatureDrift"
-STAT_PREDICTION_MEAN = "PredictionMean"
+"""Population stability index of a feature against the training data."""
+STAT_MAX_DRIFT = "MaxFeatureDrift"
+"""The largest FeatureDrift of one endpoint (dimensions Project, Endpoint): what the drift
+alarm watches."""
+STAT_PREDICTION = "Prediction"
+"""The predictions as a distribution (values and counts): percentiles over time."""
 PREDICTION_FEATURE = "__prediction__"
 """The ``Feature`` dimension value under which prediction statistics are published."""
 
@@ -195,6 +216,11 @@ def alarm_names(endpoint: str) -> tuple[str, str]:
     return f"{endpoint}-5xx-errors", f"{endpoint}-model-latency"
 
 
+def drift_alarm_name(endpoint: str) -> str:
+    """The CloudWatch alarm on the endpoint's largest feature drift (made by the CDK app)."""
+    return f"{endpoint}-feature-drift"
+
+
 def scaling_resource_id(endpoint: str, variant: str = SM_VARIANT) -> str:
     """Application Auto Scaling's id of an endpoint variant."""
     return f"endpoint/{endpoint}/variant/{variant}"
@@ -223,6 +249,8 @@ ENV_DATA_BUCKET = "MLOPS_DATA_BUCKET"
 ENV_ARTIFACTS_DESTINATION = "MLOPS_ARTIFACTS_DESTINATION"
 """Where the MLflow server proxies ``mlflow-artifacts:/`` to (``s3://bucket/prefix``)."""
 ENV_CAPTURE_URI = "MLOPS_CAPTURE_URI"
+ENV_CAPTURE_PREFIX = "MLOPS_CAPTURE_PREFIX"
+"""Key prefix (in the artifact bucket) under which endpoints write captured requests."""
 ENV_STAGE_SETTINGS = "MLOPS_STAGE_SETTINGS"
 ENV_ALARM_SETTINGS = "MLOPS_ALARM_SETTINGS"
 ENV_NOTIFY_TOPIC = "MLOPS_NOTIFY_TOPIC_ARN"

@@ -126,7 +126,8 @@ class Receiver:
                 else:
                     for prefix, page in receiver.pages.items():
                         if path.startswith(prefix):
-                            status, content_type, body = page(path)
+                            # The full path: a page may take a query string.
+                            status, content_type, body = page(self.path)
                             self._send(status, body, content_type)
                             return
                     self._send(404, {"error": "no such page"})

@@ -24,6 +24,7 @@ from typing import Any
 
 from mlops_control import contract, names
 from mlops_control.errors import ControlCentreError
+from mlops_control.monitoring.training_data import DataCapture
 from mlops_control.sm_layout import MLRoot
 from mlops_control.steps import promotion
 
@@ -109,9 +110,10 @@ def run(ml_root: MLRoot) -> TrainingResult:
     run_id = run_obj.info.run_id
     client.log_dict(run_id, _smoke_test_payload(valid), names.SMOKE_TEST_ARTIFACT)
 
+    capture = DataCapture()
     try:
         with _run_context(run_id, project_dir, project_name):
-            _run_entry_point(argv, project_dir)
+            _run_entry_point(argv, project_dir, capture)
     except BaseException:
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, "FAILED")
@@ -122,6 +124,8 @@ def run(ml_root: MLRoot) -> TrainingResult:
         client.set_terminated(run_id, "FINISHED")
     result = TrainingResult(project=project_name, run_id=run_id,
                             metrics=dict(finished.data.metrics))
+    # Before the promotion gate can start a deployment that compares live data with them.
+    _log_training_stats(client, run_id, project_dir, capture)
     versions = client.search_model_versions(f"run_id='{run_id}'")
     for version in versions:
         for key, value in lineage.items():
@@ -152,6 +156,23 @@ def _promote(client: Any, project_dir: Path, project: str, result: TrainingResul
             client.set_model_version_tag(project, version, names.TAG_DEPLOY, decision.stage)
     result.promotion = decision.reason
     _progress(f"promotion gate: {decision.reason}")
+
+
+def _log_training_stats(client: Any, run_id: str, project_dir: Path,
+                        capture: DataCapture) -> None:
+    """Store the training data's statistics with the run: the reference drift is measured
+    against. Monitoring is not worth a failed training job, so a failure here is reported
+    and training goes on."""
+    try:
+        with _run_context(run_id, project_dir, project_dir.name):
+            document = capture.statistics(project_dir)
+        client.log_dict(run_id, document, names.TRAINING_STATS_ARTIFACT)
+    except Exception as exc:
+        _progress(f"no training statistics (drift will not be measured): "
+                  f"{type(exc).__name__}: {exc}")
+        return
+    _progress(f"training statistics: {len(document['features'])} features of "
+              f"{document['rows']} rows in {document['seconds']:.3f}s ({document['source']})")
 
 
 def _smoke_test_payload(valid: contract.ValidProject) -> dict[str, Any]:
@@ -191,7 +212,8 @@ def _run_context(run_id: str, project_dir: Path, project: str) -> Iterator[None]
                 os.environ[key] = value
 
 
-def _run_entry_point(argv: list[str], project_dir: Path) -> None:
+def _run_entry_point(argv: list[str], project_dir: Path,
+                     capture: DataCapture | None = None) -> None:
     if len(argv) >= 2 and Path(argv[0]).name.startswith("python") and argv[1].endswith(".py"):
         script = project_dir / argv[1]
         sys.argv[:] = [str(script), *argv[2:]]
@@ -200,6 +222,8 @@ def _run_entry_point(argv: list[str], project_dir: Path) -> None:
         # the project's own, not a previous project's left in the module cache.
         for local in [p.stem for p in project_dir.glob("*.py")]:
             sys.modules.pop(local, None)
+        if capture is not None:
+            capture.install(project_dir)
         try:
             runpy.run_path(str(script), run_name="__main__")
         except SystemExit as exc:

@@ -25,6 +25,7 @@ from typing import Any
 
 from mlops_control import local_models, names, procs
 from mlops_control.errors import ControlCentreError
+from mlops_control.monitoring import store as metrics_store
 from mlops_control.ports import PortBook
 from mlops_control.registry import RegistryClient
 from mlops_control.settings import Settings
@@ -151,6 +152,8 @@ class LocalBackend:
         env = dict(os.environ)
         env.update({names.ENV_ML_ROOT: str(root), "MLOPS_MODEL_NAME": target.project,
                     "MLOPS_MODEL_VERSION": target.version})
+        env.update(metrics_store.serving_env(self.settings.state_dir, root.name,
+                                             self.registry.tracking_uri))
         return env
 
     def _start_endpoint(self, target: DeployTarget, model_dir: Path,

@@ -324,9 +324,12 @@ def features_of(payload: Mapping[str, Any] | None) -> list[str]:
 
 def dashboard_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
                        features: list[str]) -> list[dict[str, Any]]:
+    # Every stage's endpoint: the dashboards are the project's, whichever stage deploys.
+    stages = [names.endpoint_name(spec.project, stage) for stage in cfg.stages]
     metrics = dashboards.metrics_dashboard(spec.project, spec.endpoint, names.SM_VARIANT,
-                                           cfg.region)
-    stats = dashboards.stats_dashboard(spec.project, spec.endpoint, features, cfg.region)
+                                           cfg.region, endpoints=stages)
+    stats = dashboards.stats_dashboard(spec.project, spec.endpoint, features, cfg.region,
+                                       endpoints=stages)
     return [
         {"DashboardName": names.metrics_dashboard(spec.project),
          "DashboardBody": json.dumps(metrics, separators=(",", ":"))},

@@ -1,48 +1,55 @@
-"""CloudWatch dashboard bodies for ``<project>_metrics`` and ``<project>_stats``.
+"""CloudWatch dashboard bodies for ``<project>_metrics`` and ``<project>_stats``, rendered from
+the one dashboard definition (:mod:`mlops_control.monitoring.definition`).
 
 The body follows CloudWatch's documented structure ("Dashboard Body Structure and Syntax"):
 ``{"widgets": [{"type": "metric"|"text", "x", "y", "width", "height", "properties": {...}}]}``
 on a 24-column grid, each metric a list ``[namespace, name, dim, value, ..., {options}]``.
+Which namespace, name and dimensions a metric has comes from the metric catalogue
+(:mod:`mlops_control.monitoring.catalogue`), the same list the publishers are tested against.
 
-- ``<project>_metrics``: what SageMaker publishes for the endpoint and its variant, in
-  ``AWS/SageMaker`` (invocations and errors, model and overhead latency) and
-  ``/aws/sagemaker/Endpoints`` (CPU, memory and disk of the instances).
-- ``<project>_stats``: the input and output statistics the control centre publishes from
-  captured data in :data:`mlops_control.names.STATS_NAMESPACE`, per feature (mean, share
-  missing, drift) and for the prediction (mean), dimensions ``Project``, ``Endpoint``,
-  ``Feature``.
+A project's dashboards cover all of its endpoints (one per stage), in a fixed order, so that
+deploying one stage never hides another and the same deployment always writes the same body.
 
 Standard library only: the deployment's glue Lambda builds these bodies.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from mlops_control import names
 
+if TYPE_CHECKING:
+    from mlops_control.monitoring import catalogue
+    from mlops_control.monitoring.definition import Panel, Series
+
+# The monitoring modules are imported when a body is made. Every Lambda handler imports this
+# module (through the SageMaker backend); only the deployment's resolve step makes a body,
+# and the others should not pay for it at cold start.
+
 WIDTH = 12
 HEIGHT = 6
+FEATURE_WIDTH = 8
 PERIOD_S = 60
+STATS_PERIOD_S = 300
+"""Captured data arrives in files every few minutes; five-minute points read better."""
 MAX_FEATURE_WIDGETS = 30
-"""CloudWatch allows 500 metrics per dashboard; beyond this many features the stats dashboard
-shows the first ones and says so, instead of failing PutDashboard."""
+"""CloudWatch allows 500 metrics per widget and 2,500 per dashboard; beyond this many
+features the stats dashboard shows the first ones and says so, instead of failing
+PutDashboard."""
 
 
 def _grid(widgets: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lay widgets out two per row (text widgets take a whole row)."""
+    """Lay widgets out left to right in rows of 24 columns (a wider one starts a row)."""
     x = y = 0
     row_height = 0
     for widget in widgets:
-        if widget["width"] > WIDTH or x + widget["width"] > 24:
-            if x:
-                y += row_height
-            x, row_height = 0, 0
+        if x + widget["width"] > 24:
+            x, y, row_height = 0, y + row_height, 0
         widget["x"], widget["y"] = x, y
         row_height = max(row_height, widget["height"])
         x += widget["width"]
-        if x >= 24:
-            x, y, row_height = 0, y + row_height, 0
     return {"widgets": widgets}
 
 
@@ -50,79 +57,122 @@ def _text(markdown: str) -> dict[str, Any]:
     return {"type": "text", "width": 24, "height": 2, "properties": {"markdown": markdown}}
 
 
-def _metric(title: str, region: str, metrics: list[list[Any]], stat: str = "Sum",
-            unit_label: str | None = None) -> dict[str, Any]:
+def _widget(panel: Panel, title: str, region: str, metrics: list[list[Any]], period: int,
+            width: int = WIDTH) -> dict[str, Any]:
     properties: dict[str, Any] = {
         "title": title, "region": region, "view": "timeSeries", "stacked": False,
-        "period": PERIOD_S, "stat": stat, "metrics": metrics,
+        "period": period, "stat": panel.series[0].stat, "metrics": metrics,
+        "yAxis": {"left": {"label": panel.unit, "showUnits": False}},
     }
-    if unit_label:
-        properties["yAxis"] = {"left": {"label": unit_label, "showUnits": False}}
-    return {"type": "metric", "width": WIDTH, "height": HEIGHT, "properties": properties}
+    if panel.thresholds:
+        properties["annotations"] = {"horizontal": [
+            {"label": label, "value": value} for label, value in panel.thresholds]}
+    return {"type": "metric", "width": width, "height": HEIGHT, "properties": properties}
 
 
-def metrics_dashboard(project: str, endpoint: str, variant: str, region: str) -> dict[str, Any]:
-    """Infrastructure of ``endpoint``/``variant``: requests, errors, latency, CPU, memory,
-    disk. Latencies are in microseconds as SageMaker reports them; the utilisations are
-    percentages (CPU can exceed 100 on multi-core instances)."""
-    inv = ["AWS/SageMaker"]
-    dims = ["EndpointName", endpoint, "VariantName", variant]
-    host = ["/aws/sagemaker/Endpoints"]
-    widgets = [
-        _text(f"# {names.metrics_dashboard(project)}\nEndpoint `{endpoint}`, variant "
-              f"`{variant}`: requests, errors, latency and resources (SageMaker metrics)."),
-        _metric("Invocations", region, [[*inv, "Invocations", *dims]]),
-        _metric("Errors (4xx, 5xx)", region, [
-            [*inv, "Invocation4XXErrors", *dims],
-            [*inv, "Invocation5XXErrors", *dims]]),
-        _metric("Model latency (µs)", region, [
-            [*inv, "ModelLatency", *dims, {"stat": "Average", "label": "average"}],
-            [*inv, "ModelLatency", *dims, {"stat": "p99", "label": "p99"}]],
-            stat="Average", unit_label="microseconds"),
-        _metric("Overhead latency (µs)", region, [
-            [*inv, "OverheadLatency", *dims, {"stat": "Average", "label": "average"}],
-            [*inv, "OverheadLatency", *dims, {"stat": "p99", "label": "p99"}]],
-            stat="Average", unit_label="microseconds"),
-        _metric("CPU utilisation (%)", region, [[*host, "CPUUtilization", *dims]],
-                stat="Average", unit_label="percent"),
-        _metric("Memory and disk utilisation (%)", region, [
-            [*host, "MemoryUtilization", *dims],
-            [*host, "DiskUtilization", *dims]], stat="Average", unit_label="percent"),
-    ]
+def _stage(project: str, endpoint: str) -> str:
+    return endpoint.removeprefix(f"{project}-")
+
+
+def _dimensions(metric: catalogue.Metric, project: str, endpoint: str, variant: str,
+                feature: str) -> list[str]:
+    values = {"EndpointName": endpoint, "VariantName": variant, "Project": project,
+              "Endpoint": endpoint, "Feature": feature}
+    flat: list[str] = []
+    for dimension in metric.dimensions:
+        flat += [dimension, values[dimension]]
+    return flat
+
+
+def _line(series: Series, project: str, endpoint: str, variant: str, label: str,
+          feature: str = names.PREDICTION_FEATURE, **options: Any) -> list[Any]:
+    from mlops_control.monitoring import catalogue
+
+    metric = catalogue.METRICS[series.metric]
+    return [metric.namespace, metric.name,
+            *_dimensions(metric, project, endpoint, variant, feature),
+            {"stat": series.stat, "label": label, **options}]
+
+
+def _endpoints(endpoint: str, others: Sequence[str]) -> list[str]:
+    return sorted({endpoint, *others})
+
+
+def _panel_widgets(panel: Panel, project: str, endpoints: list[str], variant: str,
+                   features: list[str], region: str, period: int) -> list[dict[str, Any]]:
+    several = len(endpoints) > 1
+
+    def named(endpoint: str, label: str) -> str:
+        return f"{_stage(project, endpoint)} {label}" if several else label
+
+    if panel.scope == "endpoint":
+        lines = [_line(s, project, e, variant, named(e, s.label))
+                 for e in endpoints for s in panel.series]
+        return [_widget(panel, panel.title, region, lines, period)]
+    if panel.scope == "features":
+        (series,) = panel.series
+        lines = [_line(series, project, e, variant, named(e, f), feature=f)
+                 for e in endpoints for f in features]
+        return [_widget(panel, panel.title, region, lines, period)] if lines else []
+    # One widget per feature: the mean, and the mean plus and minus one standard deviation
+    # (metric math on the hidden spread series).
+    mean, spread = panel.series
+    widgets = []
+    for feature in features:
+        lines = []
+        for i, e in enumerate(endpoints):
+            m, s = f"m{i}", f"s{i}"
+            lines += [
+                _line(mean, project, e, variant, named(e, "mean"), feature=feature, id=m),
+                _line(spread, project, e, variant, named(e, "std"), feature=feature, id=s,
+                      visible=False),
+                [{"expression": f"{m} - {s}", "label": named(e, "mean - std"),
+                  "id": f"lo{i}"}],
+                [{"expression": f"{m} + {s}", "label": named(e, "mean + std"),
+                  "id": f"hi{i}"}],
+            ]
+        widgets.append(_widget(panel, panel.title.format(feature=feature), region, lines,
+                               period, width=FEATURE_WIDTH))
+    return widgets
+
+
+def metrics_dashboard(project: str, endpoint: str, variant: str, region: str, *,
+                      endpoints: Sequence[str] = ()) -> dict[str, Any]:
+    """Infrastructure of ``endpoint`` (and the project's other ``endpoints``), variant
+    ``variant``: requests, errors, latency, CPU, memory, disk. Latencies are in microseconds
+    as SageMaker reports them; utilisations are percentages (CPU can exceed 100 on
+    multi-core instances)."""
+    from mlops_control.monitoring import definition
+
+    shown = _endpoints(endpoint, endpoints)
+    board = definition.METRICS
+    widgets = [_text(f"# {board.name(project)}\n{', '.join(f'`{e}`' for e in shown)} "
+                     f"(variant `{variant}`): {board.summary}, as SageMaker reports them.")]
+    for panel in board.panels:
+        widgets += _panel_widgets(panel, project, shown, variant, [], region, PERIOD_S)
     return _grid(widgets)
 
 
-def _stat(metric: str, project: str, endpoint: str, feature: str,
-          options: dict[str, Any] | None = None) -> list[Any]:
-    line: list[Any] = [names.STATS_NAMESPACE, metric, "Project", project, "Endpoint", endpoint,
-                       "Feature", feature]
-    return [*line, options] if options else line
+def stats_dashboard(project: str, endpoint: str, features: list[str], region: str, *,
+                    endpoints: Sequence[str] = ()) -> dict[str, Any]:
+    """Inputs and outputs of ``endpoint`` (and the project's other ``endpoints``) over time,
+    from captured data: the predicted rows and the predictions' distribution, drift and the
+    share missing per feature, and each feature's mean and spread."""
+    from mlops_control.monitoring import definition, stats
 
-
-def stats_dashboard(project: str, endpoint: str, features: list[str],
-                    region: str) -> dict[str, Any]:
-    """Inputs and outputs of ``endpoint`` over time, from its captured data: per feature the
-    mean and the share of missing values, the prediction mean, and drift per feature
-    (population stability index against the training data)."""
-    shown = list(features)[:MAX_FEATURE_WIDGETS]
+    shown = _endpoints(endpoint, endpoints)
+    board = definition.STATS
+    features = list(features)
+    visible = features[:MAX_FEATURE_WIDGETS]
     note = "" if len(features) <= MAX_FEATURE_WIDGETS else (
         f" Showing the first {MAX_FEATURE_WIDGETS} of {len(features)} features.")
-    widgets: list[dict[str, Any]] = [
-        _text(f"# {names.stats_dashboard(project)}\nInputs and outputs of `{endpoint}` from "
-              f"captured requests (namespace `{names.STATS_NAMESPACE}`).{note}"),
-        _metric("Prediction mean", region, [
-            _stat(names.STAT_PREDICTION_MEAN, project, endpoint, names.PREDICTION_FEATURE)],
-            stat="Average"),
-    ]
-    if shown:
-        widgets.append(_metric("Drift per feature (PSI)", region, [
-            _stat(names.STAT_FEATURE_DRIFT, project, endpoint, f, {"label": f})
-            for f in shown], stat="Maximum"))
-        widgets.append(_metric("Share missing per feature", region, [
-            _stat(names.STAT_FEATURE_MISSING, project, endpoint, f, {"label": f})
-            for f in shown], stat="Average", unit_label="share"))
-        for feature in shown:
-            widgets.append(_metric(f"{feature}: mean", region, [
-                _stat(names.STAT_FEATURE_MEAN, project, endpoint, feature,
-                      {"label": "mean"})], stat="Average"))
+    widgets = [_text(
+        f"# {board.name(project)}\n{', '.join(f'`{e}`' for e in shown)}: {board.summary}, "
+        f"from captured requests (namespace `{names.STATS_NAMESPACE}`). Drift is the "
+        f"population stability index against the training data: below "
+        f"{stats.PSI_MODERATE} stable, above {stats.PSI_MAJOR} "
+        f"shifted.{note}")]
+    for panel in board.panels:
+        widgets += _panel_widgets(panel, project, shown, names.SM_VARIANT, visible, region,
+                                  STATS_PERIOD_S)
     return _grid(widgets)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from mlops_control.serving import protocol
 from mlops_control.serving.batcher import MicroBatcher, Pending
@@ -25,6 +26,8 @@ class ScoringApp:
     def __init__(self, slot: ModelSlot, batcher: MicroBatcher) -> None:
         self.slot = slot
         self.batcher = batcher
+        # The monitoring observer's per-answer count (serving/observer.py), if it has one.
+        self.answered = getattr(batcher.observer, "on_response", None)
 
     def __call__(self, conn: Connection, request: Request) -> None:
         path, method = request.path, request.method
@@ -55,18 +58,25 @@ class ScoringApp:
             self._error(conn, request, 413, protocol.TOO_LARGE,
                         f"the body is larger than the limit of {conn.limits.max_body_bytes} "
                         "bytes (MLOPS_SERVING_MAX_BODY_BYTES)")
+            self._count(request, 413)
             return
         served = self.slot.live
         try:
             parsed = protocol.parse(request.body, request.content_type, served.plan)
         except protocol.RequestError as exc:
             conn.respond(request, exc.status, exc.body())
+            self._count(request, exc.status)
             return
 
         def reply(status: int, body: bytes) -> None:
             conn.respond(request, status, body)
+            self._count(request, status)
 
         self.batcher.submit(Pending(served, parsed, reply, request.received))
+
+    def _count(self, request: Request, status: int) -> None:
+        if self.answered is not None:
+            self.answered(status, time.perf_counter() - request.received)
 
     @staticmethod
     def _error(conn: Connection, request: Request, status: int, code: str,

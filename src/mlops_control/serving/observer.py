@@ -1,7 +1,9 @@
 """The monitoring hook of the scoring server: told about every predicted batch.
 
 The server calls :meth:`Observer.on_batch` once per batch, from a background thread after the
-answers have been sent, so a slow observer never delays a response. The default does
+answers have been sent, so a slow observer never delays a response. An observer may also have
+``on_response(status, latency_s)``, called in place for every answer to ``/invocations``
+(so it must only count), and ``close()``, called when the worker stops. The default does
 nothing and costs nothing. Choose another with ``MLOPS_SERVING_OBSERVER=package.module:name``,
 where ``name`` is an Observer, or a callable returning one, created once per worker process.
 """
@@ -52,6 +54,10 @@ class BackgroundObserver:
 
     def __init__(self, inner: Observer) -> None:
         self.inner = inner
+        # Counting an answer is cheap by contract: it runs in place, not through the queue.
+        on_response = getattr(inner, "on_response", None)
+        if on_response is not None:
+            self.on_response = on_response
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(self.MAX_QUEUED)
         self._thread = threading.Thread(target=self._work, name="observer", daemon=True)
         self._thread.start()
@@ -70,6 +76,9 @@ class BackgroundObserver:
         except queue.Full:
             return
         self._thread.join(timeout)
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
