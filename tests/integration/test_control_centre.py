@@ -22,9 +22,12 @@ STAGES = frozenset({"staging", "production"})
 
 
 def free_block(size: int = 40) -> int:
-    """A base port with ``size`` free ports above it."""
-    for _ in range(50):
-        base = procs.free_port()
+    """A base port with ``size`` free ports above it, below Linux's ephemeral range
+    (32768-60999), where the kernel could hand one of them to some outgoing connection."""
+    import random
+
+    for _ in range(200):
+        base = random.randrange(20000, 32000)
         if base + size < 65000 and not any(procs.port_in_use(base + i) for i in range(size)):
             return base
     raise RuntimeError("no free block of ports")
