@@ -93,6 +93,8 @@ def settle(max_wait: float, threshold: float = 0.15) -> float:
     """Wait (at most ``max_wait`` seconds) for the machine to be idle, so that ours and
     MLflow's runs start on equal terms when other work shares the machine; return how busy it
     was at the end (0..1)."""
+    if max_wait <= 0:
+        return float("nan")
     deadline = time.monotonic() + max_wait
     while True:
         before, total_before = busy_jiffies()
