@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fixtures
-from benchmarks.common import PYTHON, WORK, measure, median, note
+from benchmarks.common import PYTHON, WORK, measure, median, note, settle
 
 OURS = ("import sys; from mlops_control.batch import score_csv; "
         "score_csv(sys.argv[1], sys.argv[2], sys.argv[3])")
@@ -24,8 +24,9 @@ def commands(model_dir: Path, source: Path) -> dict[str, tuple[list[str], Path]]
     }
 
 
-def run(model_dir: Path, plan: dict[int, int]) -> dict[str, Any]:
-    """``plan``: rows -> repetitions."""
+def run(model_dir: Path, plan: dict[int, int], settle_s: float) -> dict[str, Any]:
+    """``plan``: rows -> repetitions; ``settle_s``: longest wait for an idle machine before
+    each run."""
     runs: list[dict[str, Any]] = []
     for rows, reps in plan.items():
         source = fixtures.csv(rows)
@@ -34,6 +35,7 @@ def run(model_dir: Path, plan: dict[int, int]) -> dict[str, Any]:
             order = ["ours", "mlflow"] if rep % 2 == 0 else ["mlflow", "ours"]
             for name in order:
                 argv, output = tools[name]
+                settle(settle_s)
                 result = measure(argv)
                 output.unlink(missing_ok=True)
                 note(f"batch {rows:,} rows rep {rep} {name}: {result.seconds} s "

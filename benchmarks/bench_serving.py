@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fixtures
-from benchmarks.common import PYTHON, WORK, median, note, server
+from benchmarks.common import PYTHON, WORK, median, note, server, settle
 from benchmarks.loadgen import run_load
 from mlops_control import procs
 
 
-def run(model_dir: Path, reps: int, duration: float, warmup: float,
+def run(model_dir: Path, reps: int, duration: float, warmup: float, settle_s: float,
         concurrencies: tuple[int, ...] = (1, 8, 32)) -> dict[str, Any]:
     body = fixtures.one_row_request()
     ports = {"ours": procs.free_port(), "mlflow": procs.free_port()}
@@ -34,11 +34,12 @@ def run(model_dir: Path, reps: int, duration: float, warmup: float,
             order = ["ours", "mlflow"] if rep % 2 == 0 else ["mlflow", "ours"]
             for concurrency in concurrencies:
                 for name in order:
+                    others = settle(settle_s)
                     result = run_load("127.0.0.1", ports[name], body, concurrency, duration,
                                       warmup)
                     note(f"serving rep {rep} {name} c={concurrency}: {result['rps']} req/s, "
                          f"p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms")
-                    runs.append({"server": name, "rep": rep, **result})
+                    runs.append({"server": name, "rep": rep, "busy_before": others, **result})
             bare.append(bare_predict(model_dir))
     summary: dict[str, Any] = {}
     for name in commands:

@@ -89,6 +89,22 @@ def measure(argv: Sequence[str], cwd: Path | None = None, extra_env: dict[str, s
                     round(others, 2), proc.returncode, text)
 
 
+def settle(max_wait: float, threshold: float = 0.15) -> float:
+    """Wait (at most ``max_wait`` seconds) for the machine to be idle, so that ours and
+    MLflow's runs start on equal terms when other work shares the machine; return how busy it
+    was at the end (0..1)."""
+    if max_wait <= 0:
+        return float("nan")
+    deadline = time.monotonic() + max_wait
+    while True:
+        before, total_before = busy_jiffies()
+        time.sleep(1.0)
+        after, total_after = busy_jiffies()
+        busy = (after - before) / max(total_after - total_before, 1e-9)
+        if busy < threshold or time.monotonic() >= deadline:
+            return round(busy, 2)
+
+
 @contextlib.contextmanager
 def server(argv: Sequence[str], port: int, log: Path, ready_path: str = "/ping",
            timeout: float = 180) -> Iterator[subprocess.Popen[bytes]]:

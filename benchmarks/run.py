@@ -44,11 +44,12 @@ def main() -> None:
     if "serving" in parts:
         results["serving"] = bench_serving.run(
             models["skops"], reps=1 if quick else 3, duration=2.0 if quick else 5.0,
-            warmup=0.5 if quick else 1.0)
+            warmup=0.5 if quick else 1.0, settle_s=0.0 if quick else 5.0)
     if "batch" in parts:
-        plan = {100_000: 2, 1_000_000: 1} if quick else {
+        plan = {100_000: 1, 1_000_000: 1} if quick else {
             100_000: 3, 1_000_000: 3, 10_000_000: 1}
-        results["batch"] = bench_batch.run(models["skops"], plan)
+        results["batch"] = bench_batch.run(models["skops"], plan,
+                                           settle_s=0.0 if quick else 20.0)
     if "stages" in parts:
         results["stages"] = bench_stages.run(models["skops"])
     if "models" in parts:

@@ -38,19 +38,21 @@ class Recorder:
         self.batches.append((n_rows, error))
 
 
-def submit_together(served: ServedModel, bodies: list[bytes],
+def submit_together(served: ServedModel | list[ServedModel], bodies: list[bytes],
                     observer: Any = None) -> list[tuple[int, dict[str, Any]]]:
-    """Submit the requests in one event-loop pass, as if their sockets were ready together;
-    return each request's (status, answer)."""
+    """Submit the requests in one event-loop pass, as if their sockets were ready together
+    (each parsed for ``served``, or for its own model when given a list); return each
+    request's (status, answer)."""
     answers: list[tuple[int, dict[str, Any]] | None] = [None] * len(bodies)
+    models = served if isinstance(served, list) else [served] * len(bodies)
 
     async def scenario() -> None:
         batcher = MicroBatcher(observer)
-        for i, body in enumerate(bodies):
+        for i, (model, body) in enumerate(zip(models, bodies, strict=True)):
             def reply(status: int, text: bytes, i: int = i) -> None:
                 answers[i] = (status, json.loads(text))
-            batcher.submit(Pending(served, protocol.parse(body, "application/json",
-                                                          served.plan), reply, 0.0))
+            batcher.submit(Pending(model, protocol.parse(body, "application/json",
+                                                         model.plan), reply, 0.0))
         while not all(answers):
             await asyncio.sleep(0.001)
 
@@ -112,13 +114,18 @@ def test_a_model_failing_on_some_rows_fails_only_their_requests(shelf: Shelf) ->
 
 
 def test_requests_parsed_before_a_swap_are_answered_by_their_own_model(shelf: Shelf) -> None:
-    old, new = prepare(shelf.forest().path, "forest", "1"), prepare(
-        shelf.constant(7).path, "constant", "2")
-    X = shelf.forest().X
-    answers = submit_together(old, [split_body(X, slice(0, 1))]) + submit_together(
-        new, [split_body(X, slice(0, 1))])
-    assert answers[1][1] == {"predictions": [7]}
-    assert answers[0][1]["predictions"] != [7]
+    """A swap lands between two requests of the same event-loop pass: the first was parsed
+    for the old model, the others for the new one."""
+    recorder = Recorder()
+    forest = shelf.forest()
+    old = recorder.wrap(prepare(forest.path, "forest", "1"))
+    new = recorder.wrap(prepare(shelf.constant(7).path, "constant", "2"))
+    bodies = [split_body(forest.X, slice(0, 2)), split_body(forest.X, slice(2, 3)),
+              split_body(forest.X, slice(3, 4))]
+    answers = submit_together([old, new, new], bodies)
+    assert answers[0] == (200, {"predictions": forest.predict(forest.X.iloc[:2]).tolist()})
+    assert answers[1:] == [(200, {"predictions": [7]})] * 2
+    assert recorder.calls == [2, 2]  # one call per model
 
 
 def test_a_tensor_model_batches_rows_by_position(shelf: Shelf) -> None:
