@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_control import procs
+from mlops_control.backends.local import control
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,21 +57,6 @@ def post(url: str, body: Any, content_type: str = "application/json",
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"null")
-
-
-def control(path: Path, message: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(timeout)
-        conn.connect(str(path))
-        conn.sendall(json.dumps(message).encode() + b"\n")
-        buffer = b""
-        while not buffer.endswith(b"\n"):
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-    answer: dict[str, Any] = json.loads(buffer)
-    return answer
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ file trusts (skops): point this only at models from your own registry.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import time
 from collections.abc import Callable
@@ -141,6 +142,11 @@ def _load_estimator(model_dir: Path, conf: dict[str, Any]) -> Any:
                 f"cannot load {file} with skops: {exc}. A skops model must list every type "
                 "it holds in MLmodel's skops_trusted_types (log it with skops_trusted_types=[...])"
             ) from exc
+    if fmt in ("pickle", "cloudpickle") and not _pickle_allowed():
+        raise ControlCentreError(
+            f"{file} is a {fmt} file and MLFLOW_ALLOW_PICKLE_DESERIALIZATION is off: loading it "
+            "would run code of the model author's choosing. Log the model with skops, or set "
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true if you trust where it comes from")
     if fmt == "cloudpickle":
         import cloudpickle
 
@@ -150,6 +156,13 @@ def _load_estimator(model_dir: Path, conf: dict[str, Any]) -> Any:
         with open(file, "rb") as handle:
             return pickle.load(handle)  # models come from our own registry
     raise ControlCentreError(f"unknown serialization_format {fmt!r} in {model_dir / MLMODEL}")
+
+
+def _pickle_allowed() -> bool:
+    """MLflow's own switch for pickle-based models (on by default in MLflow 3.17), honoured so
+    that turning it off protects our servers as it protects ``mlflow models serve``."""
+    return os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() in (
+        "true", "1", "yes")
 
 
 def _warn_on_version_drift(trained_with: str | None) -> None:

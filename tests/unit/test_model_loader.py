@@ -56,6 +56,15 @@ def test_pickle_and_cloudpickle_models_load_too(shelf: Shelf) -> None:
         np.testing.assert_array_equal(model.predict(saved.X[:20]), saved.predict(saved.X[:20]))
 
 
+def test_pickle_models_are_refused_when_mlflow_s_pickle_switch_is_off(
+        shelf: Shelf, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    with pytest.raises(ControlCentreError) as err:
+        load_model(shelf.probabilities().path)  # saved with cloudpickle
+    assert "cloudpickle" in str(err.value) and "MLFLOW_ALLOW_PICKLE_DESERIALIZATION" in str(err.value)
+    load_model(shelf.forest().path)  # skops needs no such trust
+
+
 def test_the_predict_function_named_in_mlmodel_is_used(shelf: Shelf) -> None:
     saved = shelf.probabilities()
     assert load_model(saved.path).predict(saved.X[:4]).shape == (4, 2)
