@@ -45,7 +45,7 @@ lint: venv ## Ruff and mypy. Example: make lint
 	@$(BIN)/mypy
 
 .PHONY: bench
-bench: venv ## Benchmark serving, batch, logging and training against MLflow's own tools (about 12 min; QUICK=1 about 2). Example: make bench QUICK=1
+bench: venv ## Benchmark serving, batch, logging, training, the control loop and Lambda cold starts, beside MLflow's own tools (about 12 min; QUICK=1 about 3). Example: make bench QUICK=1
 	@$(BIN)/python -m benchmarks.run $(if $(filter 1 true yes,$(QUICK)),--quick,)
 
 .PHONY: validate

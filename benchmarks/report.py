@@ -46,6 +46,16 @@ def targets(r: dict[str, Any]) -> list[dict[str, Any]]:
     if "training" in r:
         overhead = r["training"]["entrypoint_overhead_s"]
         add("shared training entrypoint over train.py", "<= 1 s", overhead, overhead <= 1, " s")
+    if "control" in r:
+        switch = r["control"]["switch_median_s"]
+        add("control loop: deploy tag to the new version answering (switch), median",
+            "<= 5 s", switch, switch <= 5, " s")
+    if "lambda" in r:
+        size = r["lambda"]["bundle_mb"]
+        add("Lambda bundle, unzipped", "<= 10 MB", size, size <= 10, " MB")
+        slowest = max(h["cpu_ms_median"] for h in r["lambda"]["handlers"].values())
+        add("Lambda handler import on Python 3.12, slowest handler (CPU, median)", "<= 300 ms",
+            slowest, slowest <= 300, " ms")
     return checked
 
 
@@ -122,6 +132,23 @@ def markdown(r: dict[str, Any]) -> str:
         out += [f"| {k} | {v:g} |" for k, v in t["seconds"].items()]
         out += ["", f"Entrypoint overhead over train.py: {t['entrypoint_overhead_s']:g} s; "
                 f"`mlflow run`'s: {t['mlflow_run_overhead_s']:g} s."]
+    if "control" in r:
+        c = r["control"]
+        out += ["", "## Control loop: `deploy` tag set in MLflow to the new version answering",
+                "", "test-project on its local endpoint, through the real MLflow server, signed "
+                "webhook, reconciler, download, smoke test and switch.", "",
+                f"First deployment (the endpoint starts): {c['first_deployment_s']:g} s. "
+                f"Switches between two versions of a serving endpoint: "
+                f"{', '.join(f'{x:g}' for x in c['switch_s'])} s; median "
+                f"{c['switch_median_s']:g} s."]
+    if "lambda" in r:
+        lam = r["lambda"]
+        out += ["", "## Lambda cold start (CPython 3.12, the Lambda runtime's environment)", "",
+                f"Bundle: {lam['bundle_mb']:g} MB unzipped. Handler module import, "
+                f"{lam['reps']} fresh processes each:", "",
+                "| handler | CPU ms, median | CPU ms, best | wall ms, best |", "|---|---|---|---|"]
+        out += [f"| {m} | {h['cpu_ms_median']:g} | {h['cpu_ms_best']:g} | "
+                f"{h['wall_ms_best']:g} |" for m, h in lam["handlers"].items()]
     out += ["", "## Commands", ""]
     for part in ("serving", "batch"):
         if part in r:

@@ -13,6 +13,8 @@ from typing import Any
 
 from benchmarks import (
     bench_batch,
+    bench_control_loop,
+    bench_lambda,
     bench_models,
     bench_serving,
     bench_stages,
@@ -26,10 +28,11 @@ from benchmarks.common import RESULTS, WORK, machine, note
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, no 10M rows")
-    parser.add_argument("--only", choices=("serving", "batch", "stages", "models", "training"),
-                        action="append", help="run only these parts (repeatable)")
+    every = ("serving", "batch", "stages", "models", "training", "control", "lambda")
+    parser.add_argument("--only", choices=every, action="append",
+                        help="run only these parts (repeatable)")
     args = parser.parse_args()
-    parts = set(args.only or ("serving", "batch", "stages", "models", "training"))
+    parts = set(args.only or every)
     if args.quick and not args.only:
         parts.discard("stages")
     quick = args.quick
@@ -57,6 +60,10 @@ def main() -> None:
         results["loading"] = bench_models.loading(models, reps=1 if quick else 3)
     if "training" in parts:
         results["training"] = bench_training.run(reps=1 if quick else 3)
+    if "control" in parts:
+        results["control"] = bench_control_loop.run(switches=3 if quick else 8)
+    if "lambda" in parts:
+        results["lambda"] = bench_lambda.run(reps=2 if quick else 5)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["targets"] = report.targets(results)

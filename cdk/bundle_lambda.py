@@ -176,3 +176,20 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+LAMBDA_RUNTIME_ENV = {
+    # What the Lambda runtime sets before it imports a handler ("Defined runtime environment
+    # variables" in the Lambda documentation), with Active tracing on, plus what the CDK
+    # factory sets for every function. The X-Ray SDK behaves differently inside Lambda
+    # (LAMBDA_TASK_ROOT): a local sampler, and no botocore client for centralized sampling.
+    "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.12", "AWS_LAMBDA_FUNCTION_NAME": "import-check",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+    "AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR", "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
+    "_AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129", "_AWS_XRAY_DAEMON_PORT": "2000",
+    "TZ": ":UTC", "LANG": "en_US.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "POWERTOOLS_SERVICE_NAME": "import-check", "POWERTOOLS_METRICS_NAMESPACE": "MLOpsControl",
+    "LOG_LEVEL": "INFO",
+}
