@@ -83,6 +83,9 @@ class ControlCentre:
         self._trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train")
         self._threads: list[threading.Thread] = []
         self.training_jobs = 0
+        self.reconciles = 0
+        """Reconcile passes run (one per project per request): tests assert that invalid
+        input moves neither this nor ``training_jobs``."""
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -159,6 +162,7 @@ class ControlCentre:
             self._reconcile(project)
 
     def _reconcile(self, project: str) -> None:
+        self.reconciles += 1
         try:
             # This process is the only one deploying locally, and it does one project at a
             # time: a 'deploying' tag left by a process that died is retried at once.
@@ -229,4 +233,5 @@ class ControlCentre:
             recent = list(self.history.items[-20:])
         return {"mlflow": self.tracking_uri, "stages": sorted(self.stages),
                 "endpoints": endpoints, "webhooks": dict(self.receiver.counts),
-                "training_jobs": self.training_jobs, "recent": recent}
+                "training_jobs": self.training_jobs, "reconciles": self.reconciles,
+                "recent": recent}
