@@ -24,7 +24,7 @@ header_names = st.sampled_from([events.SIGNATURE_HEADER, events.TIMESTAMP_HEADER
 # Header values as an HTTP server hands them over: latin-1 text (digits of other scripts,
 # superscripts and control characters included).
 header_values = st.one_of(st.text(st.characters(max_codepoint=255), max_size=40),
-                          st.sampled_from(["²", "١٢٣", "1e9", "-5", "v1,", "v1,AAAA",
+                          st.sampled_from(["²", "\u0661\u0662\u0663", "1e9", "-5", "v1,", "v1,AAAA",
                                            str(NOW), "0" * 13, " 1790000000"]))
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
@@ -37,7 +37,7 @@ payloads = st.fixed_dictionaries({}, optional={
     "action": st.sampled_from(["set", "deleted", "created"]) | st.text(max_size=10),
     "data": st.fixed_dictionaries({}, optional={
         "name": st.text(max_size=60) | st.sampled_from(["test-project", "../x", "a/b", ""]),
-        "version": st.text(max_size=12) | st.integers() | st.sampled_from(["1", "01", "١"]),
+        "version": st.text(max_size=12) | st.integers() | st.sampled_from(["1", "01", "\u0661"]),
         "key": st.sampled_from(["deploy", "deprecated", "deployment.status"])
         | st.text(max_size=10),
         "value": st.sampled_from(["production", "../../etc", "staging\n"]) | json_values,
@@ -99,7 +99,7 @@ def test_deeply_nested_json_in_a_signed_body_is_a_400_not_a_crash():
 
 def test_a_timestamp_in_other_digits_is_a_400_not_a_crash():
     body = b"{}"
-    for stamp in ("²", "١٧٩٠٠٠٠٠٠٠", "¹²³"):
+    for stamp in ("²", "\u0661\u0667\u0669\u0660", "¹²³"):
         headers = {"X-MLflow-Delivery-Id": "7f8a2c1e-0000-4000", "X-MLflow-Timestamp": stamp,
                    "X-MLflow-Signature": "v1,AAAA"}
         try:
