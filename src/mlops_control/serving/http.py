@@ -105,6 +105,11 @@ class Connection(asyncio.Protocol):
             self._fail(400, b"protocol upgrades are not supported")
         except httptools.HttpParserError:
             self._fail(400, b"malformed HTTP request")
+        if self._in_message and self._timer is None and self.transport is not None:
+            # A request that stops arriving (a client that announced more body than it
+            # sends, or a slow-loris) must not hold the connection forever.
+            self._timer = asyncio.get_running_loop().call_later(self.limits.keepalive_s,
+                                                                self._stalled)
 
     # --- httptools callbacks --------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -225,6 +230,17 @@ class Connection(asyncio.Protocol):
             body = b'{"error_code": "BAD_REQUEST", "message": "' + message + b'"}'
             self.transport.write(_head(status, b"application/json", len(body), True) + body)
             self.transport.close()
+
+    def _stalled(self) -> None:
+        self._timer = None
+        if not self._in_message or self.transport is None:
+            return
+        if self._too_large and not self.busy and not self.queue:
+            self._too_large_now()  # the client may be waiting for our answer to go on
+        elif self._too_large:
+            self._fail(413, b"the body is larger than the limit")
+        else:
+            self._fail(408, b"the request was not completed in time")
 
     def _arm_idle_timer(self) -> None:
         if self.transport is None or self._in_message:
