@@ -108,7 +108,8 @@ def documents(draw: st.DrawFn, saved: Any) -> Any:
 
 
 def csv_bodies(columns: list[str]) -> st.SearchStrategy[bytes]:
-    cell = st.sampled_from(["1", "1.5", "", "abc", "nan", "1e999", '"x,y"', '"', "true", "-0"])
+    cell = st.sampled_from(["1", "1.5", "", "abc", "nan", "1e999", '"x,y"', '"', "true", "-0",
+                            "\r", "a\rb", "\u00a1", "\x00"])
     header = st.lists(st.sampled_from(columns) | st.text("abc_", max_size=4), max_size=6) \
         | st.just(columns)
     return st.tuples(header, st.lists(st.lists(cell, max_size=8), max_size=3)).map(
