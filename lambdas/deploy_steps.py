@@ -44,7 +44,8 @@ class DeployRequest(_Input):
     """The deploy state machine's execution input (what the webhook receiver starts it with)."""
 
     version: str = Field(pattern=r"^[0-9]{1,9}$")
-    replaces: str | None = None
+    # A version number too: the finish step compares the two as integers.
+    replaces: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
     rollback_of_deprecated: bool = False
 
 
@@ -185,7 +186,10 @@ def check_smoke(event: SmokeEvent, context: LambdaContext) -> dict[str, Any]:
 @event_parser(model=FinishEvent)
 def finish(event: FinishEvent, context: LambdaContext) -> dict[str, Any]:
     result = finish_logic(event, _registry())
-    logger.info("deployment finished", extra={"outcome": event.outcome, **result})
+    # Not **result: "message" is a LogRecord attribute, and logging refuses to overwrite it.
+    logger.info("deployment finished", extra={"outcome": event.outcome,
+                                              "subject": result["subject"],
+                                              "notice": result["message"]})
     return result
 
 
