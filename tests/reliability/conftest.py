@@ -27,6 +27,7 @@ from mlops_control.control_centre import ControlCentre
 from mlops_control.local_server import LocalMLflow
 from mlops_control.registry import RegistryClient
 from tests.conftest import Server, make_settings
+from tests.lambdas.conftest import aws, context  # noqa: F401 - fixtures of the Lambda tests
 from tests.model_fixtures import (
     Shelf,
     shelf,  # noqa: F401 - a fixture, found by name
