@@ -89,6 +89,9 @@ class ControlCentre:
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
+        # Before anything is deployed: a previous run killed mid-deployment may have left a
+        # candidate or an unrecorded endpoint process behind.
+        self.backend.recover()
         self.receiver.start()
         registration = webhooks.ensure(self.registry, self.receiver.url,
                                        webhooks.local_secret(self.settings.secrets_dir))
