@@ -107,8 +107,11 @@ def log_sources(url: str, models: Shelf) -> Sources:
     forest = models.forest()
     smoke = split_request(forest.X, slice(0, SMOKE_ROWS))
     client.log_dict(run.info.run_id, smoke, names.SMOKE_TEST_ARTIFACT)
+    previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(url)
     uris = {}
+    # mlflow resolves some calls through the process-wide tracking URI whatever a call is
+    # given: it is put back, so that no other test's control centre talks to this server.
     with mlflow.start_run(run_id=run.info.run_id):
         for key, saved, trusted in (
                 ("forest", forest, FOREST_TYPES),
@@ -120,6 +123,7 @@ def log_sources(url: str, models: Shelf) -> Sources:
                 input_example=X.head(3), pip_requirements=PIP, serialization_format="skops",
                 skops_trusted_types=trusted)
             uris[key] = info.model_uri
+    mlflow.set_tracking_uri(previous)
     return Sources(run_id=run.info.run_id, forest=uris["forest"], zero=uris["zero"],
                    one=uris["one"], smoke=smoke, rows=split_request(forest.X, slice(0, 1)))
 
@@ -137,16 +141,23 @@ class Registered:
         self.client = RegistryClient(url)
 
     def new_version(self, source: str | None = None) -> str:
-        import mlflow
+        """Register a version over MLflow's REST API (the mlflow client would resolve the
+        registry from process-wide settings, which other tests point elsewhere)."""
+        from mlops_control.errors import RegistryError
 
-        client = mlflow.MlflowClient(self.url)
-        if self.name not in self.client.registered_model_names():
-            client.create_registered_model(self.name)
+        with contextlib.suppress(RegistryError):  # already there
+            self.client.request("POST", "/api/2.0/mlflow/registered-models/create",
+                                body={"name": self.name})
         source = source or self.sources.forest
-        model_id = source.removeprefix("models:/") if source.startswith("models:/m-") else None
-        mv = client.create_model_version(self.name, source, run_id=self.sources.run_id,
-                                         model_id=model_id)
-        return str(mv.version)
+        body = {"name": self.name, "source": source, "run_id": self.sources.run_id}
+        if source.startswith("models:/m-"):
+            body["model_id"] = source.removeprefix("models:/")
+        created = self.client.request("POST", "/api/2.0/mlflow/model-versions/create",
+                                      body=body)
+        version = str(created["model_version"]["version"])
+        wait_until(lambda: self.client.get_model_version(self.name, version).status == "READY",
+                   f"{self.name}/{version} ready", timeout=60)
+        return version
 
     def tag(self, version: str, key: str, value: str) -> None:
         self.client.set_tag(self.name, version, key, value)
@@ -182,8 +193,9 @@ STAGES = frozenset({"staging", "production"})
 def running_centre(url: str, state_dir: Path, **options: Any) -> Iterator[ControlCentre]:
     """A control centre in this process, on free ports, stopped (endpoints too) at the end."""
     settings = make_settings(state_dir, endpoint_base_port=free_block())
-    centre = ControlCentre(settings, url, stages=STAGES, reconcile_interval_s=3600,
-                           serving_workers=1, receiver_port=0, **options)
+    options = {"stages": STAGES, "reconcile_interval_s": 3600, "serving_workers": 1,
+               "receiver_port": 0, **options}
+    centre = ControlCentre(settings, url, **options)
     centre.start()
     try:
         assert centre.wait_idle(120)
