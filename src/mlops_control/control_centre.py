@@ -77,6 +77,7 @@ class ControlCentre:
         self.reconcile_interval_s = reconcile_interval_s
         self.watchdog_interval_s = watchdog_interval_s
         self._pending: list[str] = []
+        self._ignored: set[str] = set()
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -131,6 +132,15 @@ class ControlCentre:
         self._trainer.submit(self._train, event)
 
     def request(self, project: str, why: str) -> None:
+        if not names.PROJECT_NAME_PATTERN.match(project):
+            # Registered model names are freer than project names (spaces, ';', 300
+            # characters...), and a project name becomes file, socket and endpoint names.
+            # The Lambdas skip such models too.
+            if project not in self._ignored:
+                self._ignored.add(project)
+                logger.warning("not a control centre project name; model ignored",
+                               extra={"model": project, "why": why})
+            return
         with self._wake:
             if project not in self._pending:
                 self._pending.append(project)
