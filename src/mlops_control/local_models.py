@@ -17,7 +17,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
     ref = ref.removeprefix("models:/").strip("/")
     name, _, version = ref.partition("/")
     version = version or "latest"
-    if not name or not (version == "latest" or version.isdigit()):
+    # The name becomes a folder under the state's models/: never one that leaves it.
+    if not name or name in (".", "..") or "\\" in name or not (
+            version == "latest" or (version.isascii() and version.isdigit())):
         raise ControlCentreError(
             f"model {ref!r} is not of the form <name>, <name>/latest or <name>/<version>"
         )
