@@ -20,20 +20,33 @@ REPO = Path(__file__).resolve().parents[2]
 FILE = Path(os.environ.get("MLOPS_RELIABILITY_FIGURES", REPO / "build" / "reliability"
                           / "figures.json"))
 
+SCALE = int(os.environ.get("MLOPS_FUZZ_SCALE") or 1)
+"""Fuzz budgets are multiplied by this (the soak run sets 10); figures of such a run are
+kept apart, under ``<key>@soak``."""
+
 _lock = threading.Lock()
+
+
+def examples(n: int) -> int:
+    """Hypothesis examples for a property whose ``make test`` budget is ``n``."""
+    return n * SCALE
+
+
+def _key(key: str) -> str:
+    return f"{key}@soak" if SCALE > 1 else key
 _figures: dict[str, dict[str, Any]] = {}
 
 
 def record(key: str, **values: Any) -> None:
     """Keep ``values`` under ``key`` (e.g. ``fuzz.receiver``); later calls add to it."""
     with _lock:
-        _figures.setdefault(key, {}).update(values)
+        _figures.setdefault(_key(key), {}).update(values)
 
 
 def add(key: str, field: str, amount: int = 1) -> None:
     """Add ``amount`` to a counter (cases run, requests served)."""
     with _lock:
-        entry = _figures.setdefault(key, {})
+        entry = _figures.setdefault(_key(key), {})
         entry[field] = int(entry.get(field, 0)) + amount
 
 

@@ -51,7 +51,7 @@ def _check(exc: EventError) -> None:
     assert exc.reason
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=figures.examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(headers=st.dictionaries(header_names, header_values, max_size=4),
        body=st.binary(max_size=200))
 def test_any_headers_and_body_are_refused_with_a_typed_answer(headers, body):
@@ -64,7 +64,7 @@ def test_any_headers_and_body_are_refused_with_a_typed_answer(headers, body):
         raise AssertionError("an unsigned delivery was accepted")
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=figures.examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payload=payloads)
 def test_a_correctly_signed_body_of_any_shape_is_parsed_or_refused_as_400(payload):
     figures.add(KEY, "webhook_bodies")
@@ -110,7 +110,7 @@ def test_a_timestamp_in_other_digits_is_a_400_not_a_crash():
             raise AssertionError("accepted")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=figures.examples(200), deadline=None)
 @given(body=st.binary(min_size=1, max_size=64), flip=st.integers(min_value=0, max_value=63))
 def test_changing_any_byte_of_a_signed_body_breaks_the_signature(body, flip):
     figures.add(KEY, "tampered_bodies")
@@ -136,7 +136,7 @@ segment = st.sampled_from(["data", "test-project", "..", ".", "", "x.csv", ".x.c
 keys = st.lists(segment, min_size=0, max_size=6).map("/".join)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=figures.examples(500), deadline=None)
 @given(key=keys)
 def test_a_data_key_is_a_project_file_under_the_prefix_or_refused(key):
     figures.add(KEY, "s3_keys")
@@ -178,7 +178,7 @@ def test_traversing_keys_project_names_and_inbox_names_are_refused():
 
 
 def test_execution_names_stay_within_step_functions_rules_for_any_event():
-    @settings(max_examples=300, deadline=None)
+    @settings(max_examples=figures.examples(300), deadline=None)
     @given(parts=st.lists(st.text(max_size=80), min_size=1, max_size=5))
     def names_are_valid(parts):
         figures.add(KEY, "execution_names")

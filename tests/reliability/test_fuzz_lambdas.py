@@ -25,7 +25,7 @@ from tests.lambdas.conftest import SECRET
 from tests.reliability import figures
 
 KEY = "fuzz.lambdas"
-FUZZ = settings(max_examples=150, deadline=None,
+FUZZ = settings(max_examples=figures.examples(150), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
 

@@ -92,7 +92,7 @@ header_lines = st.lists(st.sampled_from([
                                 + b": v"), max_size=5)
 
 
-@settings(max_examples=250, deadline=None,
+@settings(max_examples=figures.examples(250), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=methods, path=paths, headers=header_lines, body=st.binary(max_size=300),
        version=st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"])
@@ -137,7 +137,7 @@ def strategy(openapi) -> Any:
     return st.one_of(cases)
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=figures.examples(300), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])
 @given(data=st.data())
@@ -196,7 +196,7 @@ def deliveries(draw: st.DrawFn) -> Any:
             "data": data}
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=figures.examples(150), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(payload=deliveries())
 def test_signed_deliveries_of_any_body_start_no_deployment_or_training(centre, payload):

@@ -111,7 +111,7 @@ def strategy(shelf: Shelf) -> Any:
     return st.one_of(cases)
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=figures.examples(300), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much, HealthCheck.data_too_large])
 @given(data=st.data())
@@ -153,7 +153,7 @@ headers = st.lists(st.sampled_from([
     b"Connection: Upgrade"]), max_size=4)
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=figures.examples(200), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(method=methods, path=paths, extra=headers, body=st.binary(max_size=200),
        version=st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"]) | st.sampled_from([b"HTTP/2", b""]))

@@ -168,7 +168,7 @@ def check(replies: list[tuple[int, bytes]]) -> int:
     return status
 
 
-@settings(max_examples=700, deadline=None,
+@settings(max_examples=figures.examples(700), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
