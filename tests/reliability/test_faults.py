@@ -61,7 +61,9 @@ def serve(centre: ControlCentre, model: Registered, source: str) -> str:
 @pytest.mark.parametrize("victim", ["supervisor", "whole group"])
 def test_a_serving_process_killed_under_load_comes_back_with_the_right_version(
         centre, model, victim):
-    v1 = serve(centre, model, model.sources.zero)
+    # Switched once before the kill: it must come back with the version it switched to.
+    serve(centre, model, model.sources.zero)
+    v1 = serve(centre, model, model.sources.one)
     url = endpoint_url(centre, model.name)
     endpoint = f"{model.name}-production"
     pid = centre.backend._managed(endpoint).pid()
@@ -75,7 +77,7 @@ def test_a_serving_process_killed_under_load_comes_back_with_the_right_version(
             for worker in workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker, signal.SIGKILL)
-        back = wait_until(lambda: load.first_answer(0, after=killed_at + 0.5)
+        back = wait_until(lambda: load.first_answer(1, after=killed_at + 0.5)
                           and centre.backend._managed(endpoint).pid() not in (None, pid),
                           "the endpoint to serve again", timeout=120)
         assert back
@@ -85,7 +87,7 @@ def test_a_serving_process_killed_under_load_comes_back_with_the_right_version(
     tags = model.tags(v1)
     assert tags[names.TAG_STATUS] == "in_service" and tags["deploy"] == "production", tags
     served_after = [a for a in load.answers if a.at > killed_at + recovered]
-    assert served_after and all(a.status == 200 and a.prediction == 0 for a in served_after)
+    assert served_after and all(a.status == 200 and a.prediction == 1 for a in served_after)
     key = "faults.serving_killed"
     figures.add(key, "survived")
     figures.record(key, **{f"recovery_seconds_{victim.replace(' ', '_')}": round(recovered, 1),

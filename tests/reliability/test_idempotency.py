@@ -153,6 +153,8 @@ def test_the_same_s3_event_delivered_concurrently_starts_one_training(aws, conte
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(results) == ["duplicate"] * 3 + ["started"]
+    # One execution. (Step Functions answers simultaneous identical requests alike, so more
+    # than one caller may report it as started; the outcome is what counts.)
+    assert len(results) == 4 and "started" in results
     assert len(aws.executions(aws.train_arn)) == 1
     figures.add(KEY, "concurrent_s3_events_one_execution")
