@@ -4,7 +4,7 @@ switches, switch latency), gathered during a test run and written to
 them into ``docs/reliability.md``.
 
 A run only replaces the figures it measured, so ``make test`` and ``make test-soak`` each add
-theirs to the same file.
+theirs to the same file (for figures that are all from one run, delete it first).
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def save() -> Path | None:
         known = {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     for key, values in figures.items():
-        known[key] = {**values, "measured_at": stamp}
+        # Field by field: a run of a few tests keeps what others measured before.
+        known[key] = {**known.get(key, {}), **values, "measured_at": stamp}
     tmp = FILE.with_suffix(".tmp")
     tmp.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
     tmp.replace(FILE)
