@@ -44,6 +44,15 @@ lint: venv ## Ruff and mypy. Example: make lint
 	@$(BIN)/ruff check src lambdas cdk tests benchmarks projects
 	@$(BIN)/mypy
 
+.PHONY: audit
+audit: venv ## pip-audit everything the pinned requirements install, and the Lambda bundle's pins; fails on a known vulnerability or on a package it cannot audit. Example: make audit
+	@$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
+	@$(BIN)/pip-audit --strict --no-deps --disable-pip --progress-spinner off -r requirements-lambda.txt
+
+.PHONY: reliability-report
+reliability-report: venv ## Render the reliability figures of the last test runs (build/reliability/figures.json) into docs/reliability.md. Example: make test-soak && make reliability-report
+	@$(BIN)/python -m tests.reliability.report
+
 .PHONY: bench
 bench: venv ## Benchmark serving, batch, logging, training, the control loop and Lambda cold starts, beside MLflow's own tools (about 12 min; QUICK=1 about 3). Example: make bench QUICK=1
 	@$(BIN)/python -m benchmarks.run $(if $(filter 1 true yes,$(QUICK)),--quick,)

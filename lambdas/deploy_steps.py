@@ -46,7 +46,8 @@ class DeployRequest(_Input):
     """The deploy state machine's execution input (what the webhook receiver starts it with)."""
 
     version: str = Field(pattern=r"^[0-9]{1,9}$")
-    replaces: str | None = None
+    # A version number too: the finish step compares the two as integers.
+    replaces: str | None = Field(default=None, pattern=r"^[0-9]{1,9}$")
     rollback_of_deprecated: bool = False
 
 

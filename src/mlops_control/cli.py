@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from mlops_control import names
 from mlops_control import settings as settings_mod
 from mlops_control.errors import ControlCentreError
 
@@ -585,6 +587,14 @@ def main() -> None:
         app()
     except ControlCentreError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OSError as exc:
+        # A disk problem (state folder not writable, disk full...): the file and the reason,
+        # not a traceback.
+        where = f": {exc.filename}" if exc.filename else ""
+        state = Path(os.environ.get(names.ENV_STATE_DIR, "state")).resolve()
+        typer.secho(f"error: {exc.strerror or exc}{where} (the state folder is {state}; "
+                    "MLOPS_STATE_DIR moves it)", fg=typer.colors.RED, err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

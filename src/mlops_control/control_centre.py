@@ -81,15 +81,22 @@ class ControlCentre:
         self.reconcile_interval_s = reconcile_interval_s
         self.watchdog_interval_s = watchdog_interval_s
         self._pending: list[str] = []
+        self._ignored: set[str] = set()
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._idle = threading.Event()
         self._trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="train")
         self._threads: list[threading.Thread] = []
         self.training_jobs = 0
+        self.reconciles = 0
+        """Reconcile passes run (one per project per request): tests assert that invalid
+        input moves neither this nor ``training_jobs``."""
 
     # --- life cycle -----------------------------------------------------------------------
     def start(self) -> None:
+        # Before anything is deployed: a previous run killed mid-deployment may have left a
+        # candidate or an unrecorded endpoint process behind.
+        self.backend.recover()
         self.receiver.start()
         registration = webhooks.ensure(self.registry, self.receiver.url,
                                        webhooks.local_secret(self.settings.secrets_dir))
@@ -130,6 +137,15 @@ class ControlCentre:
         self._trainer.submit(self._train, event)
 
     def request(self, project: str, why: str) -> None:
+        if not names.PROJECT_NAME_PATTERN.match(project):
+            # Registered model names are freer than project names (spaces, ';', 300
+            # characters...), and a project name becomes file, socket and endpoint names.
+            # The Lambdas skip such models too.
+            if project not in self._ignored:
+                self._ignored.add(project)
+                logger.warning("not a control centre project name; model ignored",
+                               extra={"model": project, "why": why})
+            return
         with self._wake:
             if project not in self._pending:
                 self._pending.append(project)
@@ -164,6 +180,7 @@ class ControlCentre:
             self._reconcile(project)
 
     def _reconcile(self, project: str) -> None:
+        self.reconciles += 1
         try:
             # This process is the only one deploying locally, and it does one project at a
             # time: a 'deploying' tag left by a process that died is retried at once.
@@ -246,4 +263,5 @@ class ControlCentre:
             recent = list(self.history.items[-20:])
         return {"mlflow": self.tracking_uri, "stages": sorted(self.stages),
                 "endpoints": endpoints, "webhooks": dict(self.receiver.counts),
-                "training_jobs": self.training_jobs, "recent": recent}
+                "training_jobs": self.training_jobs, "reconciles": self.reconciles,
+                "recent": recent}

@@ -27,7 +27,10 @@ _COUNT = re.compile(r"Expected (\d+) columns, got (\d+): ?(.*)", re.DOTALL)
 def header_of(first_line: bytes) -> list[str]:
     """Column names from a CSV header line (quotes and all)."""
     text = first_line.decode("utf-8-sig", errors="replace").rstrip("\r\n")
-    names = next(csv.reader([text]), [])
+    try:
+        names = next(csv.reader([text]), [])
+    except csv.Error as exc:  # e.g. a lone carriage return inside the line
+        raise SchemaError(f"the CSV header row cannot be read: {exc}") from None
     if not names or all(not n.strip() for n in names):
         raise SchemaError("the CSV has no header row: its first line must name the columns")
     return names

@@ -101,7 +101,8 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, secret: str,
     timestamp = _header(headers, TIMESTAMP_HEADER)
     if not _DELIVERY_ID.match(delivery_id):
         raise EventError("malformed delivery id", 400)
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # isdigit() alone admits '²' and other scripts' digits, which int() then refuses.
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise EventError("malformed timestamp", 400)
     now = time.time() if now is None else now
     if abs(now - int(timestamp)) > TOLERANCE_S:
@@ -131,6 +132,8 @@ def parse_webhook(delivery_id: str, body: bytes) -> RegistryEvent:
         raw = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise EventError("body is not JSON") from None
+    except RecursionError:
+        raise EventError("body is nested too deeply to be an MLflow payload") from None
     if not isinstance(raw, dict):
         raise EventError("body is not a JSON object")
     entity, action, data = raw.get("entity"), raw.get("action"), raw.get("data")

@@ -31,6 +31,7 @@ class InboxWatcher:
         self.on_data = on_data
         self.interval_s = interval_s
         self._sizes: dict[Path, int] = {}
+        self._failed: dict[Path, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -55,15 +56,38 @@ class InboxWatcher:
         """Take every file whose size was the same at the previous scan."""
         current: dict[Path, int] = {}
         for file in self.inbox.glob("*/*"):
-            if file.is_file() and not file.name.startswith("."):
-                current[file] = file.stat().st_size
+            if file.parent.is_symlink():
+                # A project folder that links elsewhere: nothing in it is ours to take or
+                # to move aside (refusing would move files out of the linked folder).
+                if file.parent not in self._failed:
+                    self._failed[file.parent] = "symbolic link"
+                    logger.error("inbox folder is a symbolic link; ignored", extra={
+                        "folder": str(file.parent)})
+                continue
+            if (file.is_file() or file.is_symlink()) and not file.name.startswith("."):
+                current[file] = file.lstat().st_size
         for file, size in current.items():
             if self._sizes.get(file) == size:
-                self._take(file)
+                try:
+                    self._take(file)
+                except OSError as exc:
+                    # One unreadable or unmovable file must not stop the others from being
+                    # taken; it is tried again at the next scan and reported once.
+                    if self._failed.get(file) != str(exc):
+                        self._failed[file] = str(exc)
+                        logger.error("inbox file could not be taken; will retry", extra={
+                            "file": str(file), "error": str(exc)})
         self._sizes = {f: s for f, s in current.items() if f.exists()}
+        self._failed = {f: e for f, e in self._failed.items()
+                        if f in self._sizes or f.is_symlink()}
 
     def _take(self, file: Path) -> None:
         project = file.parent.name
+        if file.is_symlink():
+            # Whoever can write to the inbox must not make the control centre read (and
+            # keep, under data/) any file it can reach. The link itself is moved aside.
+            self._reject(file, "symbolic links are not taken: copy the data file itself")
+            return
         try:
             events.project_from_key(f"{project}/{file.name}", "")
         except EventError as exc:

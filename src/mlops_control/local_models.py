@@ -17,7 +17,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
     ref = ref.removeprefix("models:/").strip("/")
     name, _, version = ref.partition("/")
     version = version or "latest"
-    if not name or not (version == "latest" or version.isdigit()):
+    # The name becomes a folder under the state's models/: never one that leaves it.
+    if not name or name in (".", "..") or "\\" in name or not (
+            version == "latest" or (version.isascii() and version.isdigit())):
         raise ControlCentreError(
             f"model {ref!r} is not of the form <name>, <name>/latest or <name>/<version>"
         )
@@ -53,14 +55,17 @@ def download(client: RegistryClient, models_dir: Path, name: str, version: str) 
 
     staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
     try:
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{version}", dst_path=str(staging),
+        # The version's artifact location comes from our own registry client: a models:/
+        # URI would be resolved by mlflow through MLFLOW_REGISTRY_URI or the process-wide
+        # tracking URI, which may name another server than the one asked.
+        local = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=client.download_uri(name, version), dst_path=str(staging),
             tracking_uri=client.tracking_uri,
-        )
-        if not (staging / "MLmodel").is_file():
+        ))
+        if not (local / "MLmodel").is_file():
             raise ControlCentreError(f"model {name}/{version} has no MLmodel file")
         # Rename into place so a half-finished download is never mistaken for a model.
-        staging.rename(target)
+        local.rename(target)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -6,10 +6,12 @@ answered fast; the work they start runs on the control centre's own threads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import Callable
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,6 +23,7 @@ logger = logging.getLogger("mlops_control.receiver")
 
 WEBHOOK_PATH = "/webhooks/mlflow"
 MAX_BODY = events.MAX_WEBHOOK_BYTES
+READ_TIMEOUT_S = 10.0
 
 
 class Receiver:
@@ -84,6 +87,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             server_version = "mlops-control-centre"
             sys_version = ""
+            # A client that announces a body and never sends it must not hold a thread forever.
+            timeout = READ_TIMEOUT_S
 
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("http", extra={"request": format % args})
@@ -94,15 +99,34 @@ class Receiver:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                if status == 405:
+                    self.send_header("Allow", "GET, POST")
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(ConnectionError):  # the client left: nobody to tell
+                    self.wfile.write(body)
+
+            def send_error(self, code: int, message: str | None = None,
+                           explain: str | None = None) -> None:
+                # The base class answers in HTML, and with 505 to an "HTTP/2.0" request line:
+                # a malformed request is the client's fault, so it is a 4xx, in JSON.
+                self.close_connection = True
+                self._send(400 if code >= 500 else code,
+                           {"error": message or HTTPStatus(code).phrase})
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (PUT, HEAD, FOO...) is a 405, not the base class's 501.
+                if name.startswith("do_"):
+                    return lambda: self._send(405, {"error": "use GET, or POST for webhooks"})
+                raise AttributeError(name)
 
             def do_POST(self) -> None:
                 if self.path.split("?")[0] != WEBHOOK_PATH:
                     self._send(404, {"error": f"no such path; webhooks go to {WEBHOOK_PATH}"})
                     return
                 length_header = self.headers.get("Content-Length")
-                if length_header is None or not length_header.isdigit():
+                # isdigit() alone admits '²', which int() refuses.
+                if length_header is None or not (length_header.isascii()
+                                                 and length_header.isdigit()):
                     self._send(411, {"error": "Content-Length required"})
                     return
                 length = int(length_header)
@@ -113,7 +137,14 @@ class Receiver:
                     self.close_connection = True
                     self._send(413, {"error": f"body over {MAX_BODY} bytes"})
                     return
-                body = self.rfile.read(length)
+                try:
+                    body = self.rfile.read(length)
+                except (TimeoutError, ConnectionError):
+                    self.close_connection = True
+                    return
+                if len(body) < length:  # the client closed before sending all of it
+                    self.close_connection = True
+                    return
                 status, payload = receiver.handle_webhook(dict(self.headers.items()), body)
                 self._send(status, payload)
 

@@ -88,7 +88,11 @@ class InputPlan:
     def layout(self, sent: Sequence[str]) -> tuple[int, ...] | None:
         """Positions, in a sent row, of the model's inputs in model order; None when the sent
         columns are exactly the model's. Cached: clients send the same columns every time."""
-        return self._layout(tuple(sent))
+        try:
+            return self._layout(tuple(sent))
+        except TypeError:  # a list or an object among the names cannot even be a cache key
+            bad = next((n for n in sent if not isinstance(n, str)), sent)
+            raise SchemaError(f"column names must be strings; got {shown(bad)}") from None
 
     def _compute_layout(self, sent: tuple[str, ...]) -> tuple[int, ...] | None:
         if self.positional:

@@ -114,6 +114,27 @@ class LocalBackend:
             self._socket(endpoint).unlink(missing_ok=True)
         logger.info("endpoint removed", extra={"endpoint": endpoint})
 
+    def recover(self) -> list[str]:
+        """Stop what a control centre that died mid-deployment left running: candidate
+        processes, and endpoint processes started but never recorded (they would hold the
+        endpoint's port, and the next deployment would fail on it). Only processes this
+        state folder started are touched: a pid file is trusted only while its process has
+        the recorded start time. Returns the names of the processes stopped."""
+        stopped: list[str] = []
+        if not self.records_dir.is_dir():
+            return stopped
+        recorded = {record.endpoint for record in self.records()}
+        with self._lock:
+            for pid_file in sorted(self.records_dir.glob("*.pid")):
+                name = pid_file.stem
+                if name in recorded:
+                    continue
+                if self._managed(name).stop():
+                    stopped.append(name)
+                    logger.warning("stopped a process left by a previous run",
+                                   extra={"leftover": name})
+        return stopped
+
     def stop_all(self) -> None:
         """Stop every endpoint process (records stay, so a restart brings them back)."""
         for record in self.records():

@@ -121,7 +121,7 @@ class MicroBatcher:
                 parts = []
                 offset = 0
                 for item in group:
-                    parts.append((item, data[offset:offset + item.parsed.n_rows]))
+                    parts.append((item, _part(data, offset, offset + item.parsed.n_rows)))
                     offset += item.parsed.n_rows
                 return parts
         converted = []
@@ -142,6 +142,13 @@ class MicroBatcher:
             _model_failed(item, exc)
         else:
             item.reply(200, protocol.predictions_body(outputs))
+
+
+def _part(data: Any, start: int, end: int) -> Any:
+    """Rows ``start:end`` of converted input: a matrix, or (columns plans) a dict of arrays."""
+    if isinstance(data, dict):
+        return {name: values[start:end] for name, values in data.items()}
+    return data[start:end]
 
 
 def _model_failed(item: Pending, exc: Exception) -> None:

@@ -94,7 +94,7 @@ def _parse_json(body: bytes, plan: InputPlan) -> Parsed:
         try:
             # NaN and Infinity are not JSON, but Python clients send them and MLflow takes them.
             document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise RequestError(400, BAD_REQUEST, f"the body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise RequestError(400, BAD_REQUEST, "the body must be a JSON object with exactly one of "
@@ -243,7 +243,10 @@ def _parse_csv(body: bytes, plan: InputPlan) -> Parsed:
     if plan.mode == "frame":
         import pandas as pd
 
-        frame = pd.read_csv(io.BytesIO(body))
+        try:
+            frame = pd.read_csv(io.BytesIO(body))
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is a ValueError
+            raise SchemaError(f"the CSV could not be read: {exc}") from None
         return Parsed(len(frame), data=frame)
     read, convert = csv_input.options(plan, header, model_columns_only=True)
     try:

@@ -136,7 +136,11 @@ def refuse(registry: RegistryClient, project: str, action: plan_mod.Refuse) -> O
 def repair(registry: RegistryClient, project: str, action: plan_mod.Repair) -> Outcome:
     endpoint = names.endpoint_name(project, action.stage)
     for stale in action.stale:
-        status.record(registry, project, stale, names.Status.SUPERSEDED, endpoint,
+        # Left over by an interrupted switch, its deploy tag would ask for a rollback.
+        status.clear_deploy_tag(registry, project, stale, action.stage)
+        outcome = (names.Status.ROLLED_BACK if int(stale) > int(action.version)
+                   else names.Status.SUPERSEDED)
+        status.record(registry, project, stale, outcome, endpoint,
                       f"found not serving {endpoint} by the reconciler; version "
                       f"{action.version} serves it")
     status.record(registry, project, action.version, names.Status.IN_SERVICE, endpoint,

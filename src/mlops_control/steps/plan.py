@@ -122,6 +122,15 @@ def plan(view: ProjectView) -> list[Action]:
         current = view.live.get(stage)
         current_v = view.versions.get(current) if current else None
         wanted = [v for v in requested.get(stage, []) if not is_deprecated(v)]
+        if current_v is not None and current in {v.version for v in wanted}:
+            # A switch interrupted before its bookkeeping: the endpoint serves `current` as
+            # tagged, and the version it replaced still says in_service here with its deploy
+            # tag. Those tags are left over, not a request to roll back (a person's rollback
+            # tags a version that is superseded or rolled back, never one in service).
+            endpoint = names.endpoint_name(view.project, stage)
+            wanted = [v for v in wanted if v.version == current or not (
+                v.tags.get(names.TAG_STATUS) == names.Status.IN_SERVICE
+                and v.tags.get(names.TAG_ENDPOINT) == endpoint)]
         new = [v for v in wanted if v.version != current]
         if new:
             chosen = max(new, key=lambda v: v.number)
