@@ -113,7 +113,7 @@ webhook-register: venv ## Register (or update) the control centre's webhook on t
 	@$(MLOPS) webhook register
 
 .PHONY: test-soak
-test-soak: venv ## Run the long load and fault soaks as well. Example: make test-soak
+test-soak: venv ## Run the long load and fault soaks (the tests make test leaves out). Example: make test-soak
 	@$(BIN)/pytest -m soak $(PYTEST_ARGS)
 
 # --- AWS: the deployed control plane (mlops remote ..., docs/aws.md) -------------------------

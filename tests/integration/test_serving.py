@@ -159,6 +159,42 @@ def test_pipelined_requests_are_answered_in_order(server: Server, shelf: Shelf) 
         saved.predict(saved.X.iloc[i:i + 1]).tolist() for i in (0, 1, 2)]
 
 
+def half_closed_exchange(server: Server, payload: bytes) -> bytes:
+    """Send bytes, close the sending side (as `nc -N` or an HTTP/1.0 client may), read all."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(payload)
+        conn.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_client_that_closes_its_side_still_gets_its_answers(server: Server,
+                                                              shelf: Shelf) -> None:
+    saved = shelf.forest()
+    bodies = [json.dumps(split_request(saved.X, slice(i, i + 1))).encode() for i in (0, 1)]
+    received = half_closed_exchange(server, b"".join(request_bytes(b) for b in bodies))
+    answers = [part for part in received.split(b"HTTP/1.1 ")[1:]]
+    assert [a[:6] for a in answers] == [b"200 OK", b"200 OK"], received[:300]
+    assert [json.loads(a.partition(b"\r\n\r\n")[2])["predictions"] for a in answers] == [
+        saved.predict(saved.X.iloc[i:i + 1]).tolist() for i in (0, 1)]
+
+
+def test_a_request_cut_short_is_told_so(server: Server) -> None:
+    # Found by the fuzzer: the go-ahead for the body, then nothing but the client's close.
+    received = half_closed_exchange(
+        server, b"POST /invocations HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n")
+    continued, _, final = received.partition(b"\r\n\r\n")
+    assert continued == b"HTTP/1.1 100 Continue"
+    assert final.startswith(b"HTTP/1.1 400 ") and b"ended before it was complete" in final
+    partial = half_closed_exchange(server, request_bytes(b'{"inputs": [[1')[:-3])
+    assert partial.startswith(b"HTTP/1.1 400 ") and b"ended before" in partial
+
+
 def test_expect_100_continue_and_chunked_bodies_are_understood(server: Server,
                                                                shelf: Shelf) -> None:
     saved = shelf.forest()

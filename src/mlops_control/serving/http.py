@@ -73,6 +73,7 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self._eof = False
 
     # --- asyncio.Protocol -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,6 +106,24 @@ class Connection(asyncio.Protocol):
             self._fail(400, b"protocol upgrades are not supported")
         except httptools.HttpParserError:
             self._fail(400, b"malformed HTTP request")
+        if self._in_message and self._timer is None and self.transport is not None:
+            # A request that stops arriving (a client that announced more body than it
+            # sends, or a slow-loris) must not hold the connection forever.
+            self._timer = asyncio.get_running_loop().call_later(self.limits.keepalive_s,
+                                                                self._stalled)
+
+    def eof_received(self) -> bool | None:
+        # The client closed its sending side (curl --http1.0 -N, nc -N, a proxy that
+        # half-closes). A request cut short gets an answer that says so instead of silence;
+        # requests already read are still answered (returning True keeps the transport open
+        # for writing), then the connection closes.
+        if self._in_message:
+            self._fail(400, b"the request ended before it was complete")
+            return None
+        if self.busy or self.queue:
+            self._eof = True
+            return True
+        return None
 
     # --- httptools callbacks --------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -190,7 +209,7 @@ class Connection(asyncio.Protocol):
             return  # the client went away while its request was being answered
         if transport.is_closing():
             return
-        close = self.closing or not request.keep_alive
+        close = self.closing or not request.keep_alive or (self._eof and not self.queue)
         transport.write(_head(status, content_type, len(body), close) + body)
         if close:
             transport.close()
@@ -227,6 +246,17 @@ class Connection(asyncio.Protocol):
             body = b'{"error_code": "BAD_REQUEST", "message": "' + message + b'"}'
             self.transport.write(_head(status, b"application/json", len(body), True) + body)
             self.transport.close()
+
+    def _stalled(self) -> None:
+        self._timer = None
+        if not self._in_message or self.transport is None:
+            return
+        if self._too_large and not self.busy and not self.queue:
+            self._too_large_now()  # the client may be waiting for our answer to go on
+        elif self._too_large:
+            self._fail(413, b"the body is larger than the limit")
+        else:
+            self._fail(408, b"the request was not completed in time")
 
     def _arm_idle_timer(self) -> None:
         if self.transport is None or self._in_message:
