@@ -19,6 +19,7 @@ import pytest
 
 from tests.model_fixtures import Shelf
 from tests.models import SavedModel, split_request
+from tests.raw_http import exchange
 from tests.serving_process import Server, post, serving
 
 pytestmark = pytest.mark.integration
@@ -160,16 +161,7 @@ def test_pipelined_requests_are_answered_in_order(server: Server, shelf: Shelf) 
 
 
 def half_closed_exchange(server: Server, payload: bytes) -> bytes:
-    """Send bytes, close the sending side (as `nc -N` or an HTTP/1.0 client may), read all."""
-    import socket
-
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
-        conn.sendall(payload)
-        conn.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := conn.recv(65536):
-            received += chunk
-    return received
+    return exchange(server.port, payload, half_close=True)
 
 
 def test_a_client_that_closes_its_side_still_gets_its_answers(server: Server,

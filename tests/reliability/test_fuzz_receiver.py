@@ -33,6 +33,7 @@ from schemathesis.generation import GenerationMode
 from mlops_control import events, receiver, webhooks
 from mlops_control.control_centre import ControlCentre
 from mlops_control.dedupe import SeenDeliveries
+from tests.raw_http import exchange
 from tests.reliability import figures
 from tests.reliability.conftest import running_centre, signed, tag_body
 
@@ -57,16 +58,8 @@ def work(centre: ControlCentre) -> dict[str, int]:
             "training_jobs": centre.training_jobs, "actions": actions}
 
 
-def raw_request(port: int, data: bytes, timeout: float = 5.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        with_answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                with_answer += chunk
-        except ConnectionResetError:
-            pass
-    return with_answer
+def raw_request(port: int, data: bytes) -> bytes:
+    return exchange(port, data, timeout=5.0)
 
 
 def status_of(answer: bytes) -> int:

@@ -33,6 +33,7 @@ from schemathesis.generation import GenerationMode
 
 from tests.model_fixtures import Shelf
 from tests.models import split_request
+from tests.raw_http import exchange
 from tests.reliability import figures
 from tests.serving_process import Server, serving
 
@@ -127,16 +128,8 @@ def test_schemathesis_cases_conform_and_never_get_a_server_error(server, strateg
     figures.add(KEY, f"schemathesis_status_{response.status_code}")
 
 
-def raw(port: int, data: bytes, timeout: float = 10.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-        answer = b""
-        with contextlib.suppress(ConnectionResetError):
-            while chunk := sock.recv(65536):
-                answer += chunk
-    return answer
+def raw(port: int, data: bytes) -> bytes:
+    return exchange(port, data, half_close=True)
 
 
 methods = st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"OPTIONS", b"DELETE"]) \
