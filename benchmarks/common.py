@@ -4,6 +4,7 @@ peak memory, servers started and always stopped, medians."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import statistics
@@ -22,6 +23,7 @@ WORK = REPO / "benchmarks" / "work"
 """Generated data, models and scratch output (git-ignored; data is reused between runs)."""
 RESULTS = REPO / "benchmarks" / "results"
 PYTHON = sys.executable
+LAUNCH = Path(__file__).resolve().parent / "launch.py"
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -57,36 +59,38 @@ def busy_jiffies() -> tuple[float, float]:
 
 def measure(argv: Sequence[str], cwd: Path | None = None, extra_env: dict[str, str] | None = None,
             timeout: float = 1800) -> Measured:
-    """Run a command; its wall time and the kernel's record of its peak resident memory
-    (``wait4``'s ru_maxrss: exact, not sampled)."""
+    """Run a command; its wall time, CPU time and the kernel's record of its peak resident
+    memory (``wait4``'s ru_maxrss: exact, not sampled), as taken by ``launch.py`` (which says
+    why the benchmark process cannot take them itself)."""
     log = WORK / "last-command.log"
+    report = WORK / "last-command.json"
     log.parent.mkdir(parents=True, exist_ok=True)
+    report.unlink(missing_ok=True)
     with open(log, "w+b") as out:
         busy_before, total_before = busy_jiffies()
-        started = time.perf_counter()
-        proc = subprocess.Popen(list(argv), cwd=cwd, env=env(**(extra_env or {})), stdout=out,
+        proc = subprocess.Popen([PYTHON, "-S", str(LAUNCH), str(report), *map(str, argv)],
+                                cwd=cwd, env=env(**(extra_env or {})), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = started + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                procs.stop_group(proc.pid, timeout=5)
-                raise TimeoutError(f"{argv[:4]} took over {timeout:.0f}s")
-            time.sleep(0.005)
-        seconds = time.perf_counter() - started
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            procs.stop_group(proc.pid, timeout=5)
+            raise TimeoutError(f"{list(argv)[:4]} took over {timeout:.0f}s") from None
         busy_after, total_after = busy_jiffies()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, argv[:6]))} failed ({proc.returncode}):\n"
+    if proc.returncode != 0 or not report.is_file():
+        raise RuntimeError(f"the launcher failed ({proc.returncode}) for "
+                           f"{' '.join(map(str, argv[:6]))}:\n{text[-3000:]}")
+    taken = json.loads(report.read_text())
+    if taken["returncode"] != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv[:6]))} failed ({taken['returncode']}):\n"
                            f"{text[-3000:]}")
-    cpu = usage.ru_utime + usage.ru_stime
+    cpu = taken["cpu_seconds"]
     others = max(0.0, (busy_after - busy_before) - cpu) / max(total_after - total_before, 1e-9)
-    return Measured(round(seconds, 3), round(cpu, 3), round(usage.ru_maxrss / 1024, 1),
-                    round(others, 2), proc.returncode, text)
+    return Measured(round(taken["seconds"], 3), round(cpu, 3),
+                    round(taken["peak_rss_kb"] / 1024, 1), round(others, 2),
+                    taken["returncode"], text)
 
 
 def settle(max_wait: float, threshold: float = 0.15) -> float:
