@@ -211,7 +211,13 @@ def finish(event: FinishEvent, context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @event_parser(model=RetireEvent)
 def retire_plan(event: RetireEvent, context: LambdaContext) -> dict[str, Any]:
-    return sm.retire_requests(event.request.project, event.request.stage)
+    project, stage = event.request.project, event.request.stage
+    backend = adapters.glue_backend(get_environment(GlueEnv), _registry(), token="retire")
+    others = backend.other_stage_endpoints(project, stage)
+    if others:
+        logger.info("other stages still serve: the dashboards stay",
+                    extra={"project": project, "serving": others})
+    return sm.retire_requests(project, stage, others)
 
 
 @init_environment_variables(model=GlueEnv)

@@ -174,6 +174,9 @@ class ControlStack(Stack):
         finish = glue["retire_finish"]
         finish.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:ListEndpointConfigs"], resources=["*"]))
+        # Whether another stage of the project still serves (its dashboards then stay).
+        glue["retire_plan"].add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:ListEndpoints"], resources=["*"]))
         # Both delete candidate endpoints (<endpoint>--<token>) a stopped deployment left.
         for fn in (glue["resolve"], finish):
             fn.add_to_role_policy(iam.PolicyStatement(

@@ -461,10 +461,15 @@ class Workflows(Construct):
         finish.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
         done = sfn.Succeed(self, "Retired")
 
-        chain: list[sfn.TaskStateBase] = [delete_endpoint, deregister, delete_alarms,
-                                          delete_boards, finish]
+        # The project's dashboards show every stage: they go with its last endpoint only.
+        boards = sfn.Choice(self, "LastEndpointOfProject")
+        boards.when(sfn.Condition.boolean_equals("$.plan.keep_dashboards", True), finish)
+        boards.otherwise(delete_boards)
+
+        chain: list[sfn.IChainable] = [delete_endpoint, deregister, delete_alarms, boards]
         plan.next(chain[0])
-        for state, following in itertools.pairwise(chain):
+        for state, following in [*itertools.pairwise(chain), (delete_boards, finish)]:
+            assert isinstance(state, sfn.TaskStateBase)
             tolerant(state).next(following)
             skipped = self.node.find_child(f"{state.node.id}Skipped")
             assert isinstance(skipped, sfn.Pass)

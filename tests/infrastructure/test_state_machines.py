@@ -499,6 +499,30 @@ def test_retire_removes_endpoint_alarms_dashboards_scaling_configs_and_models(aw
     assert aws.notifications() == []
 
 
+def test_retiring_one_stage_keeps_the_dashboards_while_another_stage_serves(aws):
+    deployed(aws, "1")
+    staging = names.endpoint_name(PROJECT, "staging")  # staging serves the same config
+    aws.sagemaker.create_endpoint(EndpointName=staging,
+                                  EndpointConfigName=aws.endpoint()["EndpointConfigName"])
+    boards = {names.metrics_dashboard(PROJECT), names.stats_dashboard(PROJECT)}
+    assert aws.dashboards() == boards
+    aws.registry.delete_tag(PROJECT, "1", names.TAG_DEPLOY)
+
+    execution = aws.retire("1")
+
+    assert execution.status == "SUCCEEDED", execution.error
+    assert aws.endpoint() is None
+    assert "DeleteDashboards" not in execution.states
+    assert aws.dashboards() == boards  # staging's requests are still on them
+    assert aws.alarms() == set()  # production's alarms went with its endpoint
+    assert aws.tags("1")[names.TAG_STATUS] == "retired"
+
+    aws.sagemaker.delete_endpoint(EndpointName=staging)
+    aws.add_version("2")
+    assert aws.retire("2").status == "SUCCEEDED"
+    assert aws.dashboards() == set()  # the project's last endpoint: its dashboards go too
+
+
 def test_retire_after_a_replacement_leaves_no_endpoint_candidate_config_or_model(aws):
     deployed(aws, "1")
     deployed(aws, "2", replaces="1")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import boto3
 import pytest
@@ -60,11 +61,12 @@ def registry() -> FakeRegistry:
     return registry
 
 
-def backend(clients, registry, token: str = "t1") -> sm.SageMakerBackend:
+def backend(clients, registry, token: str = "t1",
+            config: sm.SageMakerConfig = CONFIG) -> sm.SageMakerBackend:
     return sm.SageMakerBackend(
         sagemaker=clients["sagemaker"], runtime=clients["sagemaker-runtime"],
         cloudwatch=clients["cloudwatch"], autoscaling=clients["application-autoscaling"],
-        config=CONFIG, registry=registry, poll_s=0, sleep=lambda s: None, token=lambda: token)
+        config=config, registry=registry, poll_s=0, sleep=lambda s: None, token=lambda: token)
 
 
 def live_config(clients) -> str:
@@ -211,6 +213,25 @@ def test_retire_removes_endpoint_alarms_dashboards_configs_and_models(clients, r
     assert clients["cloudwatch"].describe_alarms()["MetricAlarms"] == []
     assert clients["cloudwatch"].list_dashboards()["DashboardEntries"] == []
     assert clients["sagemaker"].list_endpoint_configs()["EndpointConfigs"] == []
+
+
+def test_the_dashboards_stay_while_another_stage_of_the_project_serves(clients, registry,
+                                                                          world):
+    two_stages = replace(CONFIG, stages={"staging": sm.StageConfig(),
+                                         "production": sm.StageConfig()})
+    sm_backend = backend(clients, registry, config=two_stages)
+    sm_backend.deploy(target())
+    sm_backend.deploy(replace(target(), stage="staging", endpoint="test-project-staging"))
+    boards = {"test-project_metrics", "test-project_stats"}
+
+    sm_backend.retire("test-project", "staging")
+    assert sm_backend.live("test-project") == {"production": "1"}
+    assert {d["DashboardName"] for d in
+            clients["cloudwatch"].list_dashboards()["DashboardEntries"]} == boards
+
+    sm_backend.retire("test-project", "production")
+    assert sm_backend.live("test-project") == {}
+    assert clients["cloudwatch"].list_dashboards()["DashboardEntries"] == []
 
 
 def test_models_outside_s3_cannot_be_deployed_to_sagemaker():

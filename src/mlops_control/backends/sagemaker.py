@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NoReturn
 
@@ -404,10 +404,16 @@ def deployment_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
     }
 
 
-def retire_requests(project: str, stage: str) -> dict[str, Any]:
+def retire_requests(project: str, stage: str,
+                    other_endpoints: Sequence[str] = ()) -> dict[str, Any]:
+    """What retiring ``stage`` of ``project`` deletes. ``other_endpoints``: the project's
+    endpoints of other stages that still serve; the project's dashboards show every stage,
+    so they are deleted only with the last endpoint."""
     endpoint = names.endpoint_name(project, stage)
     return {
         "endpoint": endpoint,
+        "keep_dashboards": bool(other_endpoints),
+        "other_endpoints": list(other_endpoints),
         "delete_endpoint": {"EndpointName": endpoint},
         "deregister_scalable_target": {
             "ServiceNamespace": "sagemaker", "ResourceId": names.scaling_resource_id(endpoint),
@@ -736,8 +742,23 @@ class SageMakerBackend:
         return candidates
 
     # --- retire ---------------------------------------------------------------------------
+    def other_stage_endpoints(self, project: str, stage: str) -> list[str]:
+        """The project's endpoints of the other configured stages that exist and are not
+        being deleted."""
+        wanted = {names.endpoint_name(project, s) for s in self.config.stages if s != stage}
+        found: list[str] = []
+        kwargs: dict[str, Any] = {"NameContains": f"{project}-", "MaxResults": 100}
+        while wanted:
+            page = self.sagemaker.list_endpoints(**kwargs)
+            found.extend(e["EndpointName"] for e in page.get("Endpoints", [])
+                         if e["EndpointName"] in wanted and e["EndpointStatus"] != "Deleting")
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        return sorted(found)
+
     def retire(self, project: str, stage: str) -> None:
-        requests = retire_requests(project, stage)
+        requests = retire_requests(project, stage, self.other_stage_endpoints(project, stage))
         endpoint = requests["endpoint"]
         try:
             self.sagemaker.delete_endpoint(**requests["delete_endpoint"])
@@ -750,7 +771,8 @@ class SageMakerBackend:
             if _error_code(exc) != "ObjectNotFoundException":
                 raise
         self.cloudwatch.delete_alarms(**requests["delete_alarms"])
-        self.cloudwatch.delete_dashboards(**requests["delete_dashboards"])
+        if not requests["keep_dashboards"]:
+            self.cloudwatch.delete_dashboards(**requests["delete_dashboards"])
         self.delete_candidates(endpoint)
         self.delete_configs_and_models(endpoint)
 
