@@ -276,6 +276,35 @@ def test_an_endpoint_killed_is_restored_by_the_watchdog(centre, model):
     wait_until(has_status(model, v1, "in_service"), "v1 recorded in service again")
 
 
+def test_a_retired_endpoint_is_never_taken_for_a_crashed_one(centre, model):
+    # Seen in the demo: "endpoint process gone; restoring it" logged for every retire, because
+    # the watchdog looked while the process drained and its record was still there.
+    v1 = model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    endpoint = f"{model.name}-production"
+    seen_crashed: list[float] = []
+    done = threading.Event()
+
+    def look_as_the_watchdog_does() -> None:
+        while not done.is_set():
+            for record in centre.backend.records(model.name):
+                if not centre.backend.running(record.endpoint):
+                    seen_crashed.append(time.monotonic())
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=look_as_the_watchdog_does, daemon=True)
+    watcher.start()
+    try:
+        model.tag(v1, "deprecated", "true")
+        wait_until(has_status(model, v1, "retired"), "v1 retired")
+    finally:
+        done.set()
+        watcher.join()
+    assert centre.backend._managed(endpoint).pid() is None
+    assert seen_crashed == []
+
+
 def test_a_restarted_control_centre_brings_the_endpoints_back(mlflow_server, model, tmp_path):
     settings = make_settings(tmp_path / "state", endpoint_base_port=free_block())
     first = ControlCentre(settings, mlflow_server.url, stages=STAGES, reconcile_interval_s=3600,

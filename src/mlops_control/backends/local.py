@@ -109,8 +109,11 @@ class LocalBackend:
     def retire(self, project: str, stage: str) -> None:
         endpoint = names.endpoint_name(project, stage)
         with self._lock:
-            self._managed(endpoint).stop()
+            # The record goes first: while the process drains, the watchdog must not take a
+            # recorded endpoint without a process for a crash. Killed in between, the process
+            # is one with a pid file and no record, which recover() stops at the next start.
             self._record_file(endpoint).unlink(missing_ok=True)
+            self._managed(endpoint).stop()
             self._socket(endpoint).unlink(missing_ok=True)
         logger.info("endpoint removed", extra={"endpoint": endpoint})
 
