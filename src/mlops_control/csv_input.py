@@ -47,7 +47,7 @@ def options(plan: InputPlan, header: Sequence[str], model_columns_only: bool,
     import pyarrow.csv as pacsv
 
     types = plan.arrow_types(header)
-    include = list(header)
+    include: list[str] = []  # every column, in file order: names may repeat (positional)
     if model_columns_only and not plan.positional and plan.mode != "frame":
         include = [n for n in header if n in plan.names]
     read = pacsv.ReadOptions(use_threads=False,

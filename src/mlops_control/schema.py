@@ -163,13 +163,15 @@ class InputPlan:
             raise SchemaError("the input has no rows")
         if self.mode == "frame":
             return table.to_pandas()
-        names = table.column_names if self.positional else self.names
         if self.mode == "matrix":
             # Column-major: each column is one contiguous copy, and a DataFrame made from it
             # (for a model fitted with feature names) is a view, not a second copy.
             matrix = np.empty((table.num_rows, self.width), dtype=self.dtype, order="F")
-            for j, name in enumerate(names):
-                matrix[:, j] = table.column(name).to_numpy()
+            for j in range(self.width):
+                # By position when the model takes columns by position: their names in the
+                # input mean nothing then, and may repeat.
+                column = table.column(j if self.positional else self.names[j])
+                matrix[:, j] = column.to_numpy()
             return matrix
         out = {}
         for spec in self.specs:
@@ -202,6 +204,10 @@ class InputPlan:
         missing = [n for n in self.required if n not in header]
         if missing:
             raise missing_columns(missing, self.names)
+        twice = next((n for n in self.names if header.count(n) > 1), None)
+        if twice is not None:  # which of them would the model take?
+            raise SchemaError(f"column {twice!r} is named {header.count(twice)} times in the "
+                              "CSV header")
         types = {name: pa.string() for name in header}
         types.update({s.name: _arrow_type(s.type) for s in self.specs
                       if s.name is not None and s.name in header})

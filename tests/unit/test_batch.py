@@ -164,3 +164,24 @@ def test_a_model_without_signature_scores_the_columns_as_read(shelf: Shelf,
     source = write_csv(saved.X.iloc[:30], tmp_path / "in.csv")
     out = pd.read_csv(batch.score_csv(saved.path, source, tmp_path / "out.csv").output)
     np.testing.assert_array_equal(out["prediction"], saved.predict(saved.X.iloc[:30]))
+
+
+def test_a_positional_model_scores_by_position_whatever_the_header_says(
+        shelf: Shelf, tmp_path: Path, small_blocks: None) -> None:
+    saved = shelf.tensor()  # takes 4 columns by position
+    source = tmp_path / "in.csv"
+    pd.DataFrame(saved.X, columns=["x", "x", "x", "x"]).to_csv(source, index=False)
+    report = batch.score_csv(saved.path, source, tmp_path / "out.csv")
+    assert report.rows == len(saved.X)
+    out = pd.read_csv(report.output)
+    np.testing.assert_array_equal(out["prediction"], saved.predict(saved.X))
+
+
+def test_a_model_column_named_twice_stops_the_run(shelf: Shelf, tmp_path: Path) -> None:
+    saved = shelf.forest()
+    X = saved.X.iloc[:5]
+    source = tmp_path / "in.csv"
+    X.assign(dup=X["mean_area"]).rename(columns={"dup": "mean_area"}).to_csv(source, index=False)
+    with pytest.raises(SchemaError, match="column 'mean_area' is named 2 times"):
+        batch.score_csv(saved.path, source, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()

@@ -89,6 +89,22 @@ def test_columns_in_another_order_and_extra_columns_are_accepted(forest) -> None
     np.testing.assert_array_equal(parse(plan, csv, "text/csv"), X.to_numpy())
 
 
+def test_a_column_named_twice_in_a_csv_header_is_refused(forest) -> None:
+    # Found by the fuzzer: a 500 (pyarrow's KeyError), where the JSON formats said 400.
+    plan, saved = forest
+    X = saved.X.iloc[:1]
+    csv = X.assign(extra=X["mean_radius"]).rename(columns={"extra": "mean_radius"})
+    status, message = refused(plan, csv.to_csv(index=False).encode(), "text/csv")
+    assert status == 400 and "column 'mean_radius' is named 2 times" in message
+
+
+def test_positional_columns_are_taken_by_position_whatever_their_names(tensor) -> None:
+    # Found by the fuzzer: a CSV header "a,a,a,a" to a tensor model was a 500.
+    csv = b"a,a,a,a\n1,2,3,4\n5,6,7,8\n"
+    np.testing.assert_array_equal(parse(tensor, csv, "text/csv"),
+                                  [[1, 2, 3, 4], [5, 6, 7, 8]])
+
+
 def test_a_single_row_object_is_one_row(forest) -> None:
     plan, saved = forest
     row = saved.X.iloc[0].to_dict()
