@@ -105,6 +105,15 @@ def test_positional_columns_are_taken_by_position_whatever_their_names(tensor) -
                                   [[1, 2, 3, 4], [5, 6, 7, 8]])
 
 
+def test_a_positional_model_takes_dataframe_split_with_any_column_names(tensor) -> None:
+    # MLflow's server accepts this; ours asked for columns '#0'... until the fuzzer sent
+    # 'columns': [] (a 500) and showed the branch was wrong for positional models.
+    body = {"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": [[1, 2, 3, 4]]}}
+    np.testing.assert_array_equal(parse(tensor, body), [[1, 2, 3, 4]])
+    status, message = refused(tensor, {"dataframe_split": {"columns": [], "data": []}})
+    assert status == 400 and "takes 4 columns by position; the request has 0" in message
+
+
 def test_a_single_row_object_is_one_row(forest) -> None:
     plan, saved = forest
     row = saved.X.iloc[0].to_dict()

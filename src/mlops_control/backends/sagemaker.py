@@ -544,7 +544,7 @@ class SageMakerBackend:
     # --- live -----------------------------------------------------------------------------
     def live(self, project: str) -> dict[str, str]:
         live: dict[str, str] = {}
-        for summary in self._endpoints(project):
+        for summary in self._endpoints(f"{project}-"):
             name, state = summary["EndpointName"], summary["EndpointStatus"]
             stage = name.removeprefix(f"{project}-")
             if not name.startswith(f"{project}-") or not names.STAGE_PATTERN.match(stage):
@@ -557,9 +557,10 @@ class SageMakerBackend:
                 live[stage] = tags[names.SM_TAG_VERSION]
         return live
 
-    def _endpoints(self, project: str) -> list[dict[str, Any]]:
+    def _endpoints(self, name_contains: str) -> list[dict[str, Any]]:
+        """Summaries of the endpoints whose name contains ``name_contains``, every page."""
         found: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"NameContains": f"{project}-", "MaxResults": 100}
+        kwargs: dict[str, Any] = {"NameContains": name_contains, "MaxResults": 100}
         while True:
             page = self.sagemaker.list_endpoints(**kwargs)
             found.extend(page.get("Endpoints", []))
@@ -722,16 +723,8 @@ class SageMakerBackend:
     def candidate_endpoints(self, endpoint: str) -> list[str]:
         """``endpoint``'s candidate endpoints that exist and are not being deleted."""
         prefix = names.candidate_endpoint_prefix(endpoint)
-        found: list[str] = []
-        kwargs: dict[str, Any] = {"NameContains": prefix, "MaxResults": 100}
-        while True:
-            page = self.sagemaker.list_endpoints(**kwargs)
-            found.extend(e["EndpointName"] for e in page.get("Endpoints", [])
-                         if e["EndpointName"].startswith(prefix)
-                         and e["EndpointStatus"] != "Deleting")
-            if not page.get("NextToken"):
-                return found
-            kwargs["NextToken"] = page["NextToken"]
+        return [e["EndpointName"] for e in self._endpoints(prefix)
+                if e["EndpointName"].startswith(prefix) and e["EndpointStatus"] != "Deleting"]
 
     def delete_candidates(self, endpoint: str) -> list[str]:
         """Delete ``endpoint``'s candidate endpoints (a deployment deletes its own; this
@@ -746,16 +739,10 @@ class SageMakerBackend:
         """The project's endpoints of the other configured stages that exist and are not
         being deleted."""
         wanted = {names.endpoint_name(project, s) for s in self.config.stages if s != stage}
-        found: list[str] = []
-        kwargs: dict[str, Any] = {"NameContains": f"{project}-", "MaxResults": 100}
-        while wanted:
-            page = self.sagemaker.list_endpoints(**kwargs)
-            found.extend(e["EndpointName"] for e in page.get("Endpoints", [])
-                         if e["EndpointName"] in wanted and e["EndpointStatus"] != "Deleting")
-            if not page.get("NextToken"):
-                break
-            kwargs["NextToken"] = page["NextToken"]
-        return sorted(found)
+        if not wanted:
+            return []
+        return sorted(e["EndpointName"] for e in self._endpoints(f"{project}-")
+                      if e["EndpointName"] in wanted and e["EndpointStatus"] != "Deleting")
 
     def retire(self, project: str, stage: str) -> None:
         requests = retire_requests(project, stage, self.other_stage_endpoints(project, stage))

@@ -128,7 +128,7 @@ def _split(payload: Any, plan: InputPlan) -> Parsed:
         return Parsed(len(data), rows=data)
     if not isinstance(columns, list):
         raise SchemaError("dataframe_split 'columns' must be a list of column names")
-    if len(plan.required) != len(plan.names):
+    if not plan.positional and len(plan.required) != len(plan.names):
         # Optional columns may be left out: go column by column, as MLflow does.
         _pick(data, tuple(range(len(columns))), len(columns))  # rows must be well formed
         wanted = {name: i for i, name in enumerate(columns) if name in plan.names}
@@ -147,6 +147,8 @@ def _pick(rows: list[Any], layout: tuple[int, ...], width: int) -> list[Any]:
             raise SchemaError(f"row {i} is {shown(row)}, not a list of values")
         if len(row) != width:
             raise SchemaError(f"row {i} has {len(row)} values but 'columns' names {width}")
+    if not layout:  # itemgetter() refuses no arguments; the caller says what is missing
+        return [() for _ in rows]
     if len(layout) == 1:
         return [(row[layout[0]],) for row in rows]
     return list(map(itemgetter(*layout), rows))
