@@ -54,7 +54,7 @@ reliability-report: venv ## Render the reliability figures of the last test runs
 	@$(BIN)/python -m tests.reliability.report
 
 .PHONY: bench
-bench: venv ## Benchmark serving, batch, logging, training, the control loop and Lambda cold starts, beside MLflow's own tools (about 8 min here; QUICK=1 about 2). Example: make bench QUICK=1
+bench: venv ## Benchmark serving, batch, logging, training, the control loop and Lambda cold starts, beside MLflow's own tools (about 8 min here; QUICK=1, batch on 100k rows only, under 2). Example: make bench QUICK=1
 	@$(BIN)/python -m benchmarks.run $(if $(filter 1 true yes,$(QUICK)),--quick,)
 
 .PHONY: validate
