@@ -212,8 +212,9 @@ def finish(event: FinishEvent, context: LambdaContext) -> dict[str, Any]:
 @event_parser(model=RetireEvent)
 def retire_plan(event: RetireEvent, context: LambdaContext) -> dict[str, Any]:
     project, stage = event.request.project, event.request.stage
-    backend = adapters.glue_backend(get_environment(GlueEnv), _registry(), token="retire")
-    others = backend.other_stage_endpoints(project, stage)
+    # SageMaker alone knows what still serves: no MLflow client (nor its secret) needed here.
+    stages = json.loads(get_environment(GlueEnv).stage_settings)  # {stage: its settings}
+    others = sm.other_stage_endpoints(adapters.client("sagemaker"), stages, project, stage)
     if others:
         logger.info("other stages still serve: the dashboards stay",
                     extra={"project": project, "serving": others})

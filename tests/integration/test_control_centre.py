@@ -16,21 +16,10 @@ import pytest
 from mlops_control import names, procs
 from mlops_control.control_centre import ControlCentre
 from tests.conftest import make_settings
+from tests.live import Load, free_block, wait_until
 
 pytestmark = pytest.mark.integration
 STAGES = frozenset({"staging", "production"})
-
-
-def free_block(size: int = 40) -> int:
-    """A base port with ``size`` free ports above it, below Linux's ephemeral range
-    (32768-60999), where the kernel could hand one of them to some outgoing connection."""
-    import random
-
-    for _ in range(200):
-        base = random.randrange(20000, 32000)
-        if base + size < 65000 and not any(procs.port_in_use(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no free block of ports")
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +62,6 @@ class Registered:
 
     def tags(self, version: str) -> dict[str, str]:
         return self.client.get_model_version(self.name, version).tags
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def version_at(centre: ControlCentre, project: str, stage: str) -> str | None:
@@ -185,42 +165,6 @@ def test_a_broken_version_fails_and_the_live_one_keeps_serving(centre, model, tm
     assert "deploy" not in model.tags(bad)
     assert version_at(centre, model.name, "production") == v1
     assert model.tags(v1)[names.TAG_STATUS] == "in_service"
-
-
-class Load:
-    """Clients posting single rows as fast as they can; every answer is checked."""
-
-    def __init__(self, url: str, body: bytes, clients: int = 4) -> None:
-        self.url, self.body = url, body
-        self.ok = 0
-        self.failures: list[str] = []
-        self.versions: set[str] = set()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run) for _ in range(clients)]
-        self._lock = threading.Lock()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            request = urllib.request.Request(self.url, data=self.body,
-                                             headers={"Content-Type": "application/json"})
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:
-                    answer = json.loads(response.read())
-                    with self._lock:
-                        self.ok += 1 if len(answer["predictions"]) == 1 else 0
-            except (OSError, ValueError, KeyError) as exc:
-                with self._lock:
-                    self.failures.append(repr(exc))
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
 
 
 def test_switching_versions_under_load_fails_no_request(centre, model, trained, mlflow_server):

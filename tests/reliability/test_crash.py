@@ -24,8 +24,9 @@ import psutil
 import pytest
 
 from mlops_control import names, procs
+from tests.live import free_block, wait_until
 from tests.reliability import figures
-from tests.reliability.conftest import Registered, free_block, version_at, wait_until
+from tests.reliability.conftest import Registered, version_at
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

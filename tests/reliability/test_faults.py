@@ -23,9 +23,9 @@ import pytest
 
 from mlops_control import events, inbox, names, procs, webhooks
 from mlops_control.control_centre import ControlCentre
+from tests.live import Load, wait_until
 from tests.reliability import figures
 from tests.reliability.conftest import (
-    Load,
     Registered,
     deployments,
     endpoint_url,
@@ -36,7 +36,6 @@ from tests.reliability.conftest import (
     start_mlflow,
     tag_body,
     version_at,
-    wait_until,
 )
 
 pytestmark = pytest.mark.integration

@@ -16,6 +16,7 @@ from lambdas import data_trigger
 from mlops_control import webhooks
 from mlops_control.backends import local
 from tests import events as recorded
+from tests.live import wait_until
 from tests.reliability import figures
 from tests.reliability.conftest import (
     deployments,
@@ -25,7 +26,6 @@ from tests.reliability.conftest import (
     signed,
     tag_body,
     version_at,
-    wait_until,
 )
 
 KEY = "idempotency"

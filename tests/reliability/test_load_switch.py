@@ -12,15 +12,9 @@ from typing import Any
 import pytest
 
 from mlops_control.backends import local
+from tests.live import Load, percentile, wait_until
 from tests.reliability import figures
-from tests.reliability.conftest import (
-    Load,
-    deployments,
-    endpoint_url,
-    percentile,
-    running_centre,
-    wait_until,
-)
+from tests.reliability.conftest import deployments, endpoint_url, running_centre
 
 pytestmark = pytest.mark.integration
 

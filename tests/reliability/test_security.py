@@ -22,16 +22,9 @@ import pytest
 from mlops_control import events, local_models, names, procs, receiver
 from mlops_control.errors import ControlCentreError
 from mlops_control.serving import config as serving_config
+from tests.live import free_block, wait_until
 from tests.reliability import figures
-from tests.reliability.conftest import (
-    Registered,
-    free_block,
-    http_post,
-    running_centre,
-    signed,
-    tag_body,
-    wait_until,
-)
+from tests.reliability.conftest import Registered, http_post, running_centre, signed, tag_body
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "security"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, NoReturn
 
@@ -452,6 +452,29 @@ def retire_request_fields() -> dict[str, list[str]]:
             if isinstance(request, dict)}
 
 
+def endpoint_summaries(sagemaker: Any, name_contains: str) -> list[dict[str, Any]]:
+    """Summaries of the endpoints whose name contains ``name_contains``, every page."""
+    found: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"NameContains": name_contains, "MaxResults": 100}
+    while True:
+        page = sagemaker.list_endpoints(**kwargs)
+        found.extend(page.get("Endpoints", []))
+        if not page.get("NextToken"):
+            return found
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def other_stage_endpoints(sagemaker: Any, stages: Iterable[str], project: str,
+                          stage: str) -> list[str]:
+    """The project's endpoints of its other stages that exist and are not being deleted:
+    while there is one, retiring ``stage`` keeps the project's dashboards."""
+    wanted = {names.endpoint_name(project, s) for s in stages if s != stage}
+    if not wanted:
+        return []
+    return sorted(e["EndpointName"] for e in endpoint_summaries(sagemaker, f"{project}-")
+                  if e["EndpointName"] in wanted and e["EndpointStatus"] != "Deleting")
+
+
 # --- the backend --------------------------------------------------------------------------
 def _error_code(exc: Exception) -> str:
     return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
@@ -558,15 +581,7 @@ class SageMakerBackend:
         return live
 
     def _endpoints(self, name_contains: str) -> list[dict[str, Any]]:
-        """Summaries of the endpoints whose name contains ``name_contains``, every page."""
-        found: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"NameContains": name_contains, "MaxResults": 100}
-        while True:
-            page = self.sagemaker.list_endpoints(**kwargs)
-            found.extend(page.get("Endpoints", []))
-            if not page.get("NextToken"):
-                return found
-            kwargs["NextToken"] = page["NextToken"]
+        return endpoint_summaries(self.sagemaker, name_contains)
 
     def current_config(self, endpoint: str) -> str | None:
         """The config that serves ``endpoint`` now, or None when there is no endpoint."""
@@ -736,13 +751,7 @@ class SageMakerBackend:
 
     # --- retire ---------------------------------------------------------------------------
     def other_stage_endpoints(self, project: str, stage: str) -> list[str]:
-        """The project's endpoints of the other configured stages that exist and are not
-        being deleted."""
-        wanted = {names.endpoint_name(project, s) for s in self.config.stages if s != stage}
-        if not wanted:
-            return []
-        return sorted(e["EndpointName"] for e in self._endpoints(f"{project}-")
-                      if e["EndpointName"] in wanted and e["EndpointStatus"] != "Deleting")
+        return other_stage_endpoints(self.sagemaker, self.config.stages, project, stage)
 
     def retire(self, project: str, stage: str) -> None:
         requests = retire_requests(project, stage, self.other_stage_endpoints(project, stage))

@@ -19,9 +19,9 @@ from mlops_control import names
 from mlops_control.backends import sagemaker as sm
 from mlops_control.errors import ControlCentreError
 from mlops_control.registry import RegistryClient
+from mlops_control.remote.jobs import wait_for_job
 
 MAX_PAYLOAD_MB = 100
-RUNNING = ("InProgress", "Stopping")
 
 
 @dataclass(frozen=True)
@@ -75,24 +75,10 @@ class TransformOperation:
         return dict(self.sagemaker.describe_transform_job(TransformJobName=self.job.job_name))
 
     def wait(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-        deadline = self.clock() + self.timeout_s
-        last = ""
-        while True:
-            described = self.status()
-            state = described["TransformJobStatus"]
-            if state != last:
-                progress(f"{self.job.job_name}: {state}")
-                last = state
-            if state == "Completed":
-                return described
-            if state not in RUNNING:
-                raise ControlCentreError(
-                    f"transform job {self.job.job_name} {state}: "
-                    f"{described.get('FailureReason') or 'no reason given'}")
-            if self.clock() > deadline:
-                raise ControlCentreError(f"transform job {self.job.job_name} still {state} "
-                                         f"after {self.timeout_s:.0f}s")
-            self.sleep(self.poll_s)
+        return wait_for_job(self.status, "TransformJobStatus",
+                            f"transform job {self.job.job_name}", poll_s=self.poll_s,
+                            timeout_s=self.timeout_s, sleep=self.sleep, clock=self.clock,
+                            progress=progress)
 
 
 def start(*, sagemaker: Any, registry: RegistryClient, config: sm.SageMakerConfig,

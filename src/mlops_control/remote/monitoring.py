@@ -21,6 +21,7 @@ from typing import Any
 from mlops_control import names
 from mlops_control.backends import sagemaker as sm
 from mlops_control.errors import ControlCentreError
+from mlops_control.remote.jobs import wait_for_job
 
 ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
 ANALYZER_ACCOUNTS = {
@@ -151,23 +152,9 @@ class ProcessingOperation:
         return dict(self.sagemaker.describe_processing_job(ProcessingJobName=self.job_name))
 
     def wait(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-        deadline = self.clock() + self.timeout_s
-        last = ""
-        while True:
-            described = self.status()
-            state = described["ProcessingJobStatus"]
-            if state != last:
-                progress(f"{self.job_name}: {state}")
-                last = state
-            if state == "Completed":
-                return described
-            if state not in ("InProgress", "Stopping"):
-                raise ControlCentreError(
-                    f"baseline job {self.job_name} {state}: "
-                    f"{described.get('FailureReason') or described.get('ExitMessage') or ''}")
-            if self.clock() > deadline:
-                raise ControlCentreError(f"baseline job {self.job_name} still {state}")
-            self.sleep(self.poll_s)
+        return wait_for_job(self.status, "ProcessingJobStatus", f"baseline job {self.job_name}",
+                            poll_s=self.poll_s, timeout_s=self.timeout_s, sleep=self.sleep,
+                            clock=self.clock, progress=progress)
 
 
 def start_baseline(*, sagemaker: Any, s3: Any, p: MonitoringPlan, image: str,
