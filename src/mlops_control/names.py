@@ -28,6 +28,29 @@ TAG_LINEAGE_CODE_REVISION = "lineage.code_revision"
 TAG_PROMOTION = "lineage.promotion"
 """Why the promotion gate did or did not tag a freshly trained version."""
 
+
+
+def stage_status_tag(stage: str) -> str:
+    """``deployment.<stage>.status``: what last happened to a version on ``<project>-<stage>``
+    (deploying, in_service, failed, superseded, rolled_back, retired; ``refused`` when it was
+    asked for and never tried). Written only by work on that stage's endpoint, so a refusal or
+    a deployment on another stage never erases it: rollbacks are decided from it."""
+    return f"deployment.{stage}.status"
+
+
+def stage_updated_at_tag(stage: str) -> str:
+    """``deployment.<stage>.updated_at``: when :func:`stage_status_tag` was last written."""
+    return f"deployment.{stage}.updated_at"
+
+
+STAGE_REFUSED = "refused"
+"""The per-stage record of a version asked for a stage and never tried there (another version
+won): it keeps an older record from the general tags from being read as a past deployment."""
+
+STAGE_ALIASES = {"champion": "production", "challenger": "staging"}
+"""MLflow aliases that name a stage without being spelled like it. An alias spelled like a
+configured stage (``@staging``, ``@production``) names that stage too."""
+
 CONTROL_TAG_PREFIXES = ("deployment.", "lineage.")
 """Tags under these prefixes are the control centre's own writes; events about them are ignored
 so that writing a status never triggers another round of work."""

@@ -32,6 +32,8 @@ class ModelVersion:
     source: str
     status: str
     creation_timestamp: int
+    aliases: tuple[str, ...] = ()
+    """The model's aliases that point at this version (``@staging``, ``@champion``)."""
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> ModelVersion:
@@ -43,6 +45,7 @@ class ModelVersion:
             source=raw.get("source", ""),
             status=raw.get("status", "READY"),
             creation_timestamp=int(raw.get("creation_timestamp", 0)),
+            aliases=tuple(sorted(str(a) for a in raw.get("aliases", []))),
         )
 
     @property
@@ -159,6 +162,16 @@ class RegistryClient:
         with contextlib.suppress(NotFound):
             self.request("DELETE", "/api/2.0/mlflow/model-versions/delete-tag",
                          body={"name": name, "version": version, "key": key})
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``@alias`` at ``version`` (an alias names one version per model: this moves it)."""
+        self.request("POST", "/api/2.0/mlflow/registered-models/alias",
+                     body={"name": name, "alias": alias, "version": version})
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        with contextlib.suppress(NotFound):
+            self.request("DELETE", "/api/2.0/mlflow/registered-models/alias",
+                         body={"name": name, "alias": alias})
 
     def download_uri(self, name: str, version: str) -> str:
         raw = self.request("GET", "/api/2.0/mlflow/model-versions/get-download-uri",

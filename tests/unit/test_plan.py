@@ -106,3 +106,74 @@ def test_given_a_version_moves_from_staging_to_production_then_staging_is_retire
                              live={"staging": "2"}))
     assert [(type(a).__name__, a.stage) for a in actions] == [("Deploy", "production"),
                                                               ("Retire", "staging")]
+
+
+def aliased(version: int, *aliases: str, **tags: str) -> ModelVersion:
+    return ModelVersion(name="p", version=str(version), tags=dict(tags), run_id=None,
+                        source="", status="READY", creation_timestamp=0, aliases=aliases)
+
+
+def test_given_a_refusal_on_another_stage_overwrote_the_status_then_the_rollback_still_finds_it():
+    # v2 served staging until v3 replaced it; then deploy=prod on v2 was refused, which wrote
+    # failed/p-prod into v2's general status tags. Its staging record is intact.
+    v2 = mv(2, **{names.TAG_STATUS: "failed", names.TAG_ENDPOINT: "p-prod",
+                  names.stage_status_tag("staging"): "superseded",
+                  names.stage_updated_at_tag("staging"): "2026-11-02T00:00:00+00:00"})
+    v3 = served(3, "in_service", stage="staging", deploy="staging", deprecated="true")
+    (action,) = plan.plan(view(v2, v3, live={"staging": "3"}))
+    assert isinstance(action, plan.Deploy)
+    assert (action.version, action.rollback_of_deprecated) == ("2", True)
+
+
+def test_given_a_version_only_refused_for_a_stage_then_it_is_no_rollback_target():
+    # Never tried (another version won): its general tags say superseded, its stage record
+    # says refused, and the endpoint must not roll back to a version that never served.
+    v1 = served(1, "superseded", stage="staging",
+                **{names.stage_status_tag("staging"): names.STAGE_REFUSED})
+    v2 = served(2, "in_service", stage="staging", deploy="staging", deprecated="true")
+    (action,) = plan.plan(view(v1, v2, live={"staging": "2"}))
+    assert isinstance(action, plan.Retire)
+
+
+def test_given_two_versions_tagged_while_nothing_ran_then_the_newest_wins_and_the_other_is_superseded():
+    actions = plan.plan(view(mv(2, deploy="staging"), mv(3, deploy="staging")))
+    refuse, deploy = actions
+    assert isinstance(refuse, plan.Refuse) and isinstance(deploy, plan.Deploy)
+    assert (refuse.version, refuse.status, deploy.version) == ("2", "superseded", "3")
+    assert "version 3 was requested for staging too" in refuse.reason
+    assert "the newest version wins" in refuse.reason
+
+
+def test_given_an_alias_named_like_a_stage_then_its_version_is_deployed_there():
+    (action,) = plan.plan(view(aliased(1), aliased(2, "staging")))
+    assert action == plan.Deploy("staging", "2", None, "deploy to version 2 (aliased @staging)")
+
+
+def test_given_the_champion_alias_then_production_serves_its_version():
+    (action,) = plan.plan(view(aliased(1, "champion"), aliased(2, "not-a-stage")))
+    assert (type(action), action.stage, action.version) == (plan.Deploy, "production", "1")
+
+
+def test_given_an_alias_moved_to_another_version_then_the_endpoint_switches():
+    v1 = served(1, "in_service", stage="staging")
+    (action,) = plan.plan(view(v1, aliased(2, "staging"), live={"staging": "1"}))
+    assert isinstance(action, plan.Deploy) and (action.version, action.replaces) == ("2", "1")
+
+
+def test_given_the_alias_deleted_then_the_stage_is_retired():
+    (action,) = plan.plan(view(served(1, "in_service", stage="staging"), live={"staging": "1"}))
+    assert isinstance(action, plan.Retire) and "holds an alias" in action.reason
+
+
+def test_given_a_deploy_tag_and_the_stage_alias_on_different_versions_then_the_tag_is_refused():
+    actions = plan.plan(view(mv(2, deploy="staging"), aliased(3, "staging")))
+    refuse, deploy = actions
+    assert isinstance(refuse, plan.Refuse) and refuse.version == "2" and refuse.alias is None
+    assert "staging follows the alias @staging, which names version 3" in refuse.reason
+    assert isinstance(deploy, plan.Deploy) and deploy.version == "3"
+
+
+def test_given_the_alias_on_a_deprecated_version_then_the_alias_is_refused():
+    (action,) = plan.plan(view(aliased(4, "staging", deprecated="true")))
+    assert isinstance(action, plan.Refuse)
+    assert (action.alias, action.request) == ("staging", "@staging")

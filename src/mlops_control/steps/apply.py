@@ -14,7 +14,7 @@ from typing import Any
 
 from mlops_control import names
 from mlops_control.errors import ControlCentreError, NotFound
-from mlops_control.registry import RegistryClient
+from mlops_control.registry import ModelVersion, RegistryClient
 from mlops_control.steps import plan as plan_mod
 from mlops_control.steps import status
 from mlops_control.steps.backend import Backend, DeploymentFailed, DeployTarget
@@ -56,7 +56,7 @@ def begin(registry: RegistryClient, project: str, stage: str, version: str) -> D
     if mv.status != "READY":
         raise DeploymentFailed(f"version {version} is {mv.status}, not READY")
     status.record(registry, project, version, names.Status.DEPLOYING, endpoint,
-                  f"deploying to {endpoint}")
+                  f"deploying to {endpoint}", stage=stage)
     return DeployTarget(project=project, stage=stage, version=version, endpoint=endpoint,
                         run_id=mv.run_id, smoke_payload=smoke_payload(registry, mv.run_id))
 
@@ -65,11 +65,16 @@ def succeed(registry: RegistryClient, target: DeployTarget, replaced: str | None
             reason: str, replaced_deprecated: bool = False) -> None:
     """The new version serves: say so, and say what became of the one it replaced."""
     project, stage = target.project, target.stage
-    if replaced_deprecated:
-        # The control centre moves the deploy tag itself, so the registry shows the truth.
-        registry.set_tag(project, target.version, names.TAG_DEPLOY, stage)
+    if replaced_deprecated and replaced:
+        # The control centre moves the request itself, so the registry shows the truth: the
+        # stage's alias when one steered it, else the deploy tag.
+        aliases = _stage_aliases(registry, project, replaced, stage)
+        for alias in aliases:
+            registry.set_alias(project, alias, target.version)
+        if not aliases:
+            registry.set_tag(project, target.version, names.TAG_DEPLOY, stage)
     status.record(registry, project, target.version, names.Status.IN_SERVICE, target.endpoint,
-                  f"serving at {target.endpoint}: {reason}")
+                  f"serving at {target.endpoint}: {reason}", stage=stage)
     if replaced and replaced != target.version:
         if replaced_deprecated:
             outcome, text = names.Status.RETIRED, (
@@ -81,7 +86,7 @@ def succeed(registry: RegistryClient, target: DeployTarget, replaced: str | None
             outcome, text = names.Status.SUPERSEDED, (
                 f"superseded by version {target.version} at {target.endpoint}")
         status.clear_deploy_tag(registry, project, replaced, stage)
-        status.record(registry, project, replaced, outcome, target.endpoint, text)
+        status.record(registry, project, replaced, outcome, target.endpoint, text, stage=stage)
 
 
 def fail(registry: RegistryClient, target: DeployTarget | None, project: str, stage: str,
@@ -91,8 +96,22 @@ def fail(registry: RegistryClient, target: DeployTarget | None, project: str, st
     still = (f"; version {live} keeps serving {endpoint}" if live and live != version
              else "")
     status.clear_deploy_tag(registry, project, version, stage)
+    for alias in _stage_aliases(registry, project, version, stage):
+        # As the deploy tag is removed, so the alias leaves the version that failed: back to
+        # the version that keeps serving, so that the stage's alias names what serves.
+        if live and live != version:
+            registry.set_alias(project, alias, live)
+        else:
+            registry.delete_alias(project, alias)
     status.record(registry, project, version, names.Status.FAILED, endpoint,
-                  f"deployment to {endpoint} failed: {reason}{still}")
+                  f"deployment to {endpoint} failed: {reason}{still}", stage=stage)
+
+
+def _stage_aliases(registry: RegistryClient, project: str, version: str, stage: str,
+                   mv: ModelVersion | None = None) -> list[str]:
+    """The aliases of ``version`` that steer ``stage``."""
+    mv = mv or registry.get_model_version(project, version)
+    return [alias for s, alias in plan_mod.alias_requests(mv, frozenset({stage})) if s == stage]
 
 
 def deploy(registry: RegistryClient, backend: Backend, project: str,
@@ -116,20 +135,39 @@ def retire(registry: RegistryClient, backend: Backend, project: str,
     endpoint = names.endpoint_name(project, action.stage)
     if action.version is not None:
         mv = registry.get_model_version(project, action.version)
-        # The version may have moved to another stage meanwhile; then it is not retired.
+        for alias in _stage_aliases(registry, project, action.version, action.stage, mv):
+            status.clear_alias(registry, project, action.version, alias)
+        # The version may have moved to another stage meanwhile; then it is not retired
+        # there, but its record of this stage ends here all the same.
         if mv.tags.get(names.TAG_ENDPOINT) in (None, endpoint):
             status.clear_deploy_tag(registry, project, action.version, action.stage)
             status.record(registry, project, action.version, names.Status.RETIRED, endpoint,
-                          action.reason)
+                          action.reason, stage=action.stage)
+        else:
+            status.record_stage(registry, project, action.version, action.stage,
+                                names.Status.RETIRED, status.now_iso())
     return Outcome("retire", action.stage, action.version, True, action.reason)
 
 
 def refuse(registry: RegistryClient, project: str, action: plan_mod.Refuse) -> Outcome:
-    status.clear_deploy_tag(registry, project, action.version, action.stage)
-    status.record(registry, project, action.version, names.Status.FAILED,
+    """Remove the request (tag or alias) and say why in the tags. A refusal never touches the
+    version's record of another stage, nor of this one once it has one: it was not tried."""
+    if action.alias:
+        status.clear_alias(registry, project, action.version, action.alias)
+    else:
+        status.clear_deploy_tag(registry, project, action.version, action.stage)
+    if action.known_stage:
+        mv = registry.get_model_version(project, action.version)
+        if names.stage_status_tag(action.stage) not in mv.tags:
+            # Else the general tags (which this refusal overwrites) would be read as this
+            # version's past on the stage.
+            status.record_stage(registry, project, action.version, action.stage,
+                                names.STAGE_REFUSED, status.now_iso())
+    verb = "not deployed" if action.status == names.Status.SUPERSEDED else "refused"
+    status.record(registry, project, action.version, action.status,
                   names.endpoint_name(project, action.stage)
                   if names.STAGE_PATTERN.match(action.stage) else None,
-                  f"deploy={action.stage} refused: {action.reason}")
+                  f"{action.request} {verb}: {action.reason}")
     return Outcome("refuse", action.stage, action.version, False, action.reason)
 
 
@@ -142,9 +180,9 @@ def repair(registry: RegistryClient, project: str, action: plan_mod.Repair) -> O
                    else names.Status.SUPERSEDED)
         status.record(registry, project, stale, outcome, endpoint,
                       f"found not serving {endpoint} by the reconciler; version "
-                      f"{action.version} serves it")
+                      f"{action.version} serves it", stage=action.stage)
     status.record(registry, project, action.version, names.Status.IN_SERVICE, endpoint,
-                  f"serving at {endpoint} (confirmed by the reconciler)")
+                  f"serving at {endpoint} (confirmed by the reconciler)", stage=action.stage)
     return Outcome("repair", action.stage, action.version, True, "tags repaired")
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from mlops_control import names
 from mlops_control.errors import NotFound
 from mlops_control.registry import RegistryClient
 from mlops_control.steps import apply, plan
@@ -31,9 +30,8 @@ def view(registry: RegistryClient, backend: Backend, project: str, stages: froze
     if busy is None:
         now = datetime.now(UTC)
         for v in versions.values():
-            stage = v.tags.get(names.TAG_DEPLOY)
-            if stage and plan.deploying_elsewhere(v, now):
-                in_progress.add(stage)
+            if plan.deploying_elsewhere(v, now):
+                in_progress.update(plan.requested_stages(v, stages))
     return plan.ProjectView(project=project, versions=versions, live=backend.live(project),
                             stages=stages, in_progress=frozenset(in_progress))
 
