@@ -5,11 +5,17 @@ only what needs MLflow or a judgement:
 - ``resolve``: check the version may serve and mark it ``deploying`` (``apply.begin``), find
   its artifacts and what serves now, delete candidate endpoints a stopped deployment left
   behind, and return every request of the deployment;
-- ``check_smoke``: judge the answer to the project's test slice (from the candidate endpoint,
-  or from a first deployment's new endpoint);
+- ``acquire_lock``: take the endpoint's lock (``lambdas/common/lock.py``) before anything
+  else; an execution that does not get it ends as busy, touching nothing;
+- ``check_smoke``: read the project's test slice from MLflow, send it to the candidate
+  endpoint (or a first deployment's new endpoint) and judge the answer; only a reference
+  to the slice travels through the state, which stays small whatever the feature count;
 - ``finish``: write the outcome into the registry (``apply.succeed`` / ``apply.fail``) and
   return the notification text;
-- ``retire_finish``: delete the endpoint's candidates, configs and models, write ``retired``.
+- ``retire_finish``: delete the endpoint's candidates, configs and models, write ``retired``;
+- ``execution_ended`` (EventBridge, every deploy/retire execution that ends): release a lock
+  the machine's own states did not (stopped, timed out, or an error no Catch can see, such as
+  ``States.DataLimitExceeded``) and then record the failure and notify.
 
 A step that raises fails its Task; the state machine catches it and runs ``finish``.
 """
@@ -18,20 +24,28 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser import BaseModel, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ConfigDict, Field
 
-from lambdas.common import adapters
-from lambdas.common.env import GlueEnv, get_environment, init_environment_variables
+from lambdas.common import adapters, lock
+from lambdas.common.env import (
+    EndedEnv,
+    GlueEnv,
+    LockEnv,
+    get_environment,
+    init_environment_variables,
+)
 from lambdas.common.observability import logger, metrics, tracer
 from mlops_control import names
 from mlops_control.backends import sagemaker as sm
 from mlops_control.registry import RegistryClient
 from mlops_control.steps import apply, plan
-from mlops_control.steps.backend import DeployTarget
+from mlops_control.steps.backend import DeploymentFailed, DeployTarget
 
 
 class _Input(BaseModel):
@@ -60,9 +74,38 @@ class ResolveEvent(BaseModel):
     execution: str
 
 
+class SmokeRef(BaseModel):
+    """Where the test slice is (``resolve`` puts this, not the slice, in the state)."""
+
+    EndpointName: str = Field(min_length=1)
+    run_id: str = Field(min_length=1)
+
+
 class SmokeEvent(BaseModel):
-    body: str
-    rows: int = Field(ge=1)
+    smoke: SmokeRef
+
+
+class LockEvent(BaseModel):
+    request: _Input
+    kind: Literal["deploy", "retire"]
+    execution: str = Field(min_length=1)
+    """The execution's ARN: the lock's owner."""
+
+
+class EndedDetail(BaseModel):
+    """The part of EventBridge's "Step Functions Execution Status Change" event we read."""
+
+    model_config = ConfigDict(extra="ignore")
+    executionArn: str
+    status: str
+    input: str | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class EndedEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    detail: EndedDetail
 
 
 class TaskError(BaseModel):
@@ -110,7 +153,70 @@ def resolve_logic(event: ResolveEvent, registry: RegistryClient,
     stale = backend.delete_candidates(target.endpoint)
     if stale:
         logger.warning("deleted candidate endpoints left behind", extra={"endpoints": stale})
-    return sm.deployment_requests(spec, backend.config, target.smoke_payload, previous)
+    return sm.deployment_requests(spec, backend.config, target.smoke_payload, previous,
+                                  smoke_run_id=target.run_id)
+
+
+def smoke_logic(ref: SmokeRef, registry: RegistryClient, runtime: Any) -> int:
+    """Send the run's test slice to the endpoint; the number of predictions, one per row."""
+    payload = apply.smoke_payload(registry, ref.run_id)
+    if payload is None:
+        raise DeploymentFailed(f"smoke test: the test slice of run {ref.run_id} "
+                               f"({names.SMOKE_TEST_ARTIFACT}) could not be read from MLflow; "
+                               "check the run's artifacts and that MLflow answers")
+    try:
+        answer = runtime.invoke_endpoint(**sm.smoke_request(ref.EndpointName, payload))
+    except Exception as exc:  # botocore's ClientError and connection errors alike
+        raise DeploymentFailed(f"smoke test: {ref.EndpointName} refused the test slice: "
+                               f"{exc}") from exc
+    return sm.check_smoke_response(answer["Body"].read(), sm.expected_rows(payload))
+
+
+def acquire_logic(event: LockEvent, dynamodb: Any, table: str, now: float) -> dict[str, Any]:
+    key = names.endpoint_name(event.request.project, event.request.stage)
+    acquired = lock.acquire(dynamodb, table, key, event.execution, event.kind,
+                            event.request.model_dump(), now)
+    return {"acquired": acquired, "key": key, "owner": event.execution}
+
+
+def ended_logic(detail: EndedDetail, dynamodb: Any, table: str,
+                registry: Callable[[], RegistryClient], sns: Any,
+                topic_arn: str) -> dict[str, Any]:
+    """An execution ended. If it still holds its endpoint's lock, its own states never ran
+    to an end (they release it on every path): release it, and for a failure write the
+    ``failed`` tags and notify, as the machine's failure path would have."""
+    try:
+        request = _Input.model_validate_json(detail.input or "{}")
+    except ValueError:
+        return {"released": False, "why": "the event carries no project/stage input"}
+    key = names.endpoint_name(request.project, request.stage)
+    held = lock.release(dynamodb, table, key, detail.executionArn)
+    if held is None:
+        return {"released": False}
+    if detail.status == "SUCCEEDED":
+        logger.warning("released a lock the execution left", extra={"endpoint": key})
+        return {"released": True}
+    reason = (f"the execution ended {detail.status} before it could record its outcome: "
+              f"{detail.error or 'no error given'}: {(detail.cause or '')[:500]}")
+    if held.kind != "deploy":
+        sns.publish(TopicArn=topic_arn, Subject="Retiring an endpoint failed",
+                    Message=f"retiring {key}: {reason} ({detail.executionArn})")
+        return {"released": True, "notified": True}
+    deploy = DeployRequest.model_validate(held.request)
+    try:
+        # What serves now is unknown (the execution may have stopped mid-update): nobody
+        # may claim the previous version still does.
+        apply.fail(registry(), None, deploy.project, deploy.stage, deploy.version,
+                   f"{reason} (check {key} in SageMaker)", None)
+        subject = f"Deployment to {key} failed"[:99]
+    except Exception as exc:  # MLflow down: the alert must still go out
+        logger.exception("could not record the failure")
+        subject = "Deployment failed and could not be recorded in MLflow"
+        reason = f"{reason}; recording it in MLflow failed: {exc}"
+    sns.publish(TopicArn=topic_arn, Subject=subject,
+                Message=f"{deploy.project} version {deploy.version} was not deployed to "
+                        f"{key}: {reason} ({detail.executionArn})")
+    return {"released": True, "notified": True, "recorded": subject.startswith("Deployment to")}
 
 
 def finish_logic(event: FinishEvent, registry: RegistryClient) -> dict[str, Any]:
@@ -186,9 +292,37 @@ def resolve(event: ResolveEvent, context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @event_parser(model=SmokeEvent)
 def check_smoke(event: SmokeEvent, context: LambdaContext) -> dict[str, Any]:
-    predictions = sm.check_smoke_response(event.body, event.rows)
-    logger.info("smoke test passed", extra={"predictions": predictions})
+    predictions = smoke_logic(event.smoke, _registry(), adapters.client("sagemaker-runtime"))
+    logger.info("smoke test passed", extra={"endpoint": event.smoke.EndpointName,
+                                            "predictions": predictions})
     return {"predictions": predictions}
+
+
+@init_environment_variables(model=LockEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=LockEvent)
+def acquire_lock(event: LockEvent, context: LambdaContext) -> dict[str, Any]:
+    result = acquire_logic(event, adapters.client("dynamodb"),
+                           get_environment(LockEnv).lock_table, time.time())
+    logger.info("endpoint lock", extra=result)
+    return result
+
+
+@init_environment_variables(model=EndedEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=EndedEvent)
+def execution_ended(event: EndedEvent, context: LambdaContext) -> dict[str, Any]:
+    env = get_environment(EndedEnv)
+    result = ended_logic(event.detail, adapters.client("dynamodb"), env.lock_table,
+                         lambda: adapters.registry_client(env), adapters.client("sns"),
+                         env.topic_arn)
+    logger.info("execution ended", extra={"execution": event.detail.executionArn,
+                                          "status": event.detail.status, **result})
+    return result
 
 
 @init_environment_variables(model=GlueEnv)

@@ -16,6 +16,9 @@ import itertools
 from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -33,19 +36,27 @@ ENDPOINT_POLL_S = 30
 TRAINING_POLL_S = 60
 DISCARD = sfn.JsonPath.DISCARD
 TASK_FAILED = ["States.ALL"]
+LOCK_TABLE_ENV = "MLOPS_LOCK_TABLE"
+"""As ``lambdas.common.env.LOCK_TABLE``: the Lambdas' name for the lock table."""
+ENDED_STATUSES = ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 
 GLUE = {
     "resolve": FunctionSpec("deploy-resolve", "lambdas.deploy_steps.resolve",
                             "Deploy: check the version, mark it deploying, build the requests"),
     "check_smoke": FunctionSpec("deploy-check-smoke", "lambdas.deploy_steps.check_smoke",
-                                "Deploy: judge the endpoint's answer to the test slice"),
+                                "Deploy: send the test slice to the endpoint, judge the answer"),
     "finish": FunctionSpec("deploy-finish", "lambdas.deploy_steps.finish",
                            "Deploy: write the outcome into the registry's tags"),
     "retire_plan": FunctionSpec("retire-plan", "lambdas.deploy_steps.retire_plan",
                                 "Retire: the requests that remove an endpoint"),
     "retire_finish": FunctionSpec("retire-finish", "lambdas.deploy_steps.retire_finish",
                                   "Retire: delete configs and models, write retired tags"),
+    "execution_ended": FunctionSpec(
+        "execution-ended", "lambdas.deploy_steps.execution_ended",
+        "Deploy/retire ended: release a lock the execution left, record and notify"),
 }
+LOCK = FunctionSpec("endpoint-lock", "lambdas.deploy_steps.acquire_lock",
+                    "Deploy/retire: take the endpoint's lock (DynamoDB) before anything else")
 
 
 class Workflows(Construct):
@@ -65,9 +76,27 @@ class Workflows(Construct):
         self._fields = {"deploy": sm.deployment_request_fields(sagemaker_config),
                         "plan": sm.retire_request_fields()}
         self._key = key
+        # One lock per endpoint (see lambdas/common/lock.py): items live for one execution.
+        self.locks = dynamodb.Table(
+            self, "EndpointLocks", partition_key=dynamodb.Attribute(
+                name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True),
+            encryption=(dynamodb.TableEncryption.CUSTOMER_MANAGED if key is not None
+                        else dynamodb.TableEncryption.AWS_MANAGED),
+            encryption_key=key, time_to_live_attribute="expires_at",
+            removal_policy=RemovalPolicy.DESTROY)
+        lock_env = {LOCK_TABLE_ENV: self.locks.table_name}
         self.glue: dict[str, lambda_.Function] = {
-            name: factory.function(spec, environment=glue_environment)
+            name: factory.function(spec, environment={
+                **glue_environment,
+                **({**lock_env, "MLOPS_NOTIFY_TOPIC_ARN": topic.topic_arn}
+                   if name == "execution_ended" else {})})
             for name, spec in GLUE.items()}
+        # The lock step needs DynamoDB only: no MLflow settings, no secret.
+        self.lock = factory.function(LOCK, environment=lock_env)
+        self._steps = {**self.glue, "acquire_lock": self.lock}
         self._log_retention = log_retention
         self.topic = topic
 
@@ -90,7 +119,26 @@ class Workflows(Construct):
         self.train.add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:AddTags"], resources=self._arns("training-job", "{project}-*")))
         topic.grant_publish(self.deploy)
+        self._grant_locks(topic)
         self._acknowledge()
+
+    def _grant_locks(self, topic: sns.ITopic) -> None:
+        ended = self.glue["execution_ended"]
+        self.locks.grant(self.lock, "dynamodb:PutItem")
+        for releaser in (ended, self.deploy, self.retire):
+            self.locks.grant(releaser, "dynamodb:DeleteItem")
+        topic.grant_publish(ended)
+        # The smoke step sends the test slice itself (only a reference is in the state).
+        self.glue["check_smoke"].add_to_role_policy(iam.PolicyStatement(
+            actions=["sagemaker:InvokeEndpoint"], resources=self._arns("endpoint", "{project}-*")))
+        # Every end, whatever caused it: a stopped execution, a timeout, or an error no Catch
+        # sees (States.DataLimitExceeded, States.Runtime) still releases and is recorded.
+        rule = events.Rule(self, "ExecutionEnded", event_pattern=events.EventPattern(
+            source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+            detail={"stateMachineArn": [self.deploy.state_machine_arn,
+                                        self.retire.state_machine_arn],
+                    "status": ENDED_STATUSES}))
+        rule.add_target(targets.LambdaFunction(ended, retry_attempts=8))
 
     def _acknowledge(self) -> None:
         reason = ("SageMaker and CloudWatch resources are named after the project "
@@ -107,10 +155,21 @@ class Workflows(Construct):
                 nag.wildcard(machine, nag.arn(self, "cloudwatch", f"alarm:{project}-*"), reason)
                 nag.wildcard(machine, nag.arn(self, "cloudwatch", f"dashboard/{project}_*",
                                               regional=False), reason)
+            nag.wildcard(self.glue["check_smoke"],
+                         nag.arn(self, "sagemaker", f"endpoint/{project}-*"), reason)
         for name, fn in self.glue.items():
+            if name == "execution_ended":
+                continue  # EventBridge invokes it, not a state machine
             machine = self.retire if name.startswith("retire") else self.deploy
             nag.wildcard(machine, f"{nag.attr(fn)}:*",
                          "LambdaInvoke may call the glue function's versions and aliases")
+        for machine in (self.deploy, self.retire):
+            nag.wildcard(machine, f"{nag.attr(self.lock)}:*",
+                         "LambdaInvoke may call the lock function's versions and aliases")
+        for user in (self.lock, self.glue["execution_ended"], self.deploy, self.retire):
+            nag.actions(user, ["kms:GenerateDataKey*", "kms:ReEncrypt*"],
+                        "grants on the lock table and the SNS topic, both encrypted with "
+                        "our one KMS key")
 
     # --- helpers --------------------------------------------------------------------------
     def _arns(self, resource: str, pattern: str, service: str = "sagemaker",
@@ -149,9 +208,41 @@ class Workflows(Construct):
     def _lambda(self, id_: str, name: str, payload: dict[str, object],
                 result_path: str | None) -> tasks.LambdaInvoke:
         return tasks.LambdaInvoke(
-            self, id_, lambda_function=self.glue[name],
+            self, id_, lambda_function=self._steps[name],
             payload=sfn.TaskInput.from_object(payload), payload_response_only=True,
             result_path=result_path, retry_on_service_exceptions=True)
+
+    def _locked(self, prefix: str, kind: str, body: sfn.IChainable) -> sfn.IChainable:
+        """Take the endpoint's lock first: an execution that does not get it ends at once as
+        busy, touching no tag (the reconciler or the next event tries again); one that
+        cannot reach DynamoDB fails without touching any either."""
+        acquire = self._lambda(f"{prefix}AcquireLock", "acquire_lock", {
+            "request": sfn.JsonPath.object_at("$"), "kind": kind,
+            "execution": sfn.JsonPath.string_at("$$.Execution.Id")}, "$.lock")
+        acquire.add_catch(sfn.Fail(self, f"{prefix}LockUnavailable", error="LockUnavailable",
+                                   cause="the endpoint lock table did not answer"),
+                          errors=TASK_FAILED, result_path="$.error")
+        busy = sfn.Succeed(self, f"{prefix}EndpointBusy", comment=(
+            "another execution deploys or retires this endpoint; nothing was touched"))
+        free = sfn.Choice(self, f"{prefix}EndpointFree?").when(
+            sfn.Condition.boolean_equals("$.lock.acquired", True), body).otherwise(busy)
+        return acquire.next(free)
+
+    def _release(self, id_: str, then: sfn.State) -> sfn.IChainable:
+        """Release this execution's lock (only if it still holds it), then go on to ``then``
+        whatever DynamoDB says: the lock expires, and the execution-ended handler retries."""
+        release = tasks.CallAwsService(
+            self, id_, service="dynamodb", action="deleteItem",
+            iam_resources=[self.locks.table_arn], parameters={
+                "TableName": self.locks.table_name,
+                "Key": {"pk": {"S": sfn.JsonPath.string_at("$.lock.key")}},
+                "ConditionExpression": "#o = :me",
+                "ExpressionAttributeNames": {"#o": "owner"},
+                "ExpressionAttributeValues": {":me": {
+                    "S": sfn.JsonPath.string_at("$.lock.owner")}}},
+            result_path=DISCARD)
+        release.add_catch(then, errors=TASK_FAILED, result_path="$.release_error")
+        return release.next(then)
 
     def _machine(self, name: str, definition: sfn.IChainable,
                  timeout: Duration) -> sfn.StateMachine:
@@ -212,15 +303,17 @@ class Workflows(Construct):
         # Failure: tags first (apply.fail), then the notification, then the Fail state.
         failed = sfn.Fail(self, "DeploymentFailed", cause="see the model version's tags",
                           error="DeploymentFailed")
+        release_failed = self._release("ReleaseLockAfterFailure", failed)
         notify = tasks.SnsPublish(
             self, "NotifyFailure", topic=self.topic,
             subject=sfn.JsonPath.string_at("$.notice.subject"),
             message=sfn.TaskInput.from_json_path_at("$.notice.message"),
-            result_path=DISCARD).next(failed)
+            result_path=DISCARD).next(release_failed)
         notify_raw = tasks.SnsPublish(
             self, "NotifyUnrecordedFailure", topic=self.topic,
             subject="Deployment failed and could not be recorded in MLflow",
-            message=sfn.TaskInput.from_json_path_at("$"), result_path=DISCARD).next(failed)
+            message=sfn.TaskInput.from_json_path_at("$"), result_path=DISCARD).next(
+            release_failed)
         request = sfn.JsonPath.object_at("$$.Execution.Input")
         record_failure = self._lambda(
             "RecordFailure", "finish",
@@ -298,11 +391,7 @@ class Workflows(Construct):
         candidate_reason = failure_reason("CandidateFailureReason",
                                           "$.deploy.describe_candidate_endpoint",
                                           "CandidateFailed")
-        smoke_candidate = self._sdk("SmokeTestCandidate", "sagemakerruntime", "invokeEndpoint",
-                                    endpoints, iam_action="sagemaker:InvokeEndpoint",
-                                    request="$.deploy.smoke", result_path="$.smoke",
-                                    result_selector={"Body.$": "$.Body"})
-        check_candidate = self._check_smoke("CheckCandidateSmokeTest")
+        smoke_candidate = self._smoke_test("SmokeTestCandidate")
         delete_candidate = self._sdk("DeleteCandidate", "sagemaker", "deleteEndpoint",
                                      endpoints, request="$.deploy.delete_candidate_endpoint")
         delete_failed_candidate = self._sdk("DeleteFailedCandidate", "sagemaker",
@@ -336,11 +425,7 @@ class Workflows(Construct):
                        "$.deploy.spec.endpoint, $.endpoint.EndpointStatus)"})
         endpoint_reason = failure_reason("EndpointFailureReason", "$.deploy.describe_endpoint",
                                          "EndpointFailed")
-        smoke_new = self._sdk("SmokeTestNewEndpoint", "sagemakerruntime", "invokeEndpoint",
-                              endpoints, iam_action="sagemaker:InvokeEndpoint",
-                              request="$.deploy.smoke", result_path="$.smoke",
-                              result_selector={"Body.$": "$.Body"})
-        check_new = self._check_smoke("CheckNewEndpointSmokeTest")
+        smoke_new = self._smoke_test("SmokeTestNewEndpoint")
         scalable = self._sdk(
             "RegisterScalableTarget", "applicationautoscaling", "registerScalableTarget", ["*"],
             iam_action="application-autoscaling:RegisterScalableTarget",
@@ -361,15 +446,16 @@ class Workflows(Construct):
             "RecordSuccess", "finish", {"request": request, "outcome": "succeeded"},
             "$.notice")
         succeeded = sfn.Succeed(self, "Deployed")
+        release_ok = self._release("ReleaseLock", succeeded)
         # The new version serves even if MLflow is down right now; the reconciler repairs
         # the tags later, so this is still a success (and says so in the logs).
-        on_error(record_success, succeeded, "$.record_error")
+        on_error(record_success, release_ok, "$.record_error")
 
         # Before anything serves the new version, a failure has nothing to undo.
         for state in (resolve, create_model, create_config, alarm_errors, alarm_latency,
                       candidate_config, candidate, create_endpoint, update_endpoint):
             on_error(state, record_failure)
-        for state in (describe_candidate, smoke_candidate, check_candidate):
+        for state in (describe_candidate, smoke_candidate):
             on_error(state, delete_failed_candidate)
         on_error(candidate_reason, delete_failed_candidate, "$.reason_error")
         on_error(delete_failed_candidate, record_failure, "$.cleanup_error")
@@ -377,14 +463,14 @@ class Workflows(Construct):
         # deployment or by retire, and is no reason to keep the old version.
         on_error(delete_candidate, update_endpoint, "$.cleanup_error")
         # After the update (or a first deployment's create): undo, then record.
-        for state in (describe_endpoint, smoke_new, check_new, scalable, policy,
+        for state in (describe_endpoint, smoke_new, scalable, policy,
                       metrics_board, stats_board):
             on_error(state, revert)
         on_error(endpoint_reason, revert, "$.reason_error")
 
         candidate_config.next(candidate).next(wait_candidate)
         wait_candidate.next(describe_candidate).next(candidate_ready)
-        smoke_candidate.next(check_candidate).next(delete_candidate).next(update_endpoint)
+        smoke_candidate.next(delete_candidate).next(update_endpoint)
         candidate_failed.next(candidate_reason).next(delete_failed_candidate)
         delete_failed_candidate.next(record_failure)
 
@@ -392,9 +478,9 @@ class Workflows(Construct):
             sfn.Condition.and_(
                 sfn.Condition.boolean_equals("$.deploy.endpoint_exists", False),
                 sfn.Condition.not_(sfn.Condition.is_null("$.deploy.smoke"))),
-            smoke_new.next(check_new).next(scalable)).otherwise(scalable)
+            smoke_new.next(scalable)).otherwise(scalable)
         scalable.next(policy).next(metrics_board).next(stats_board).next(
-            record_success).next(succeeded)
+            record_success).next(release_ok)
 
         ready = sfn.Choice(self, "EndpointReady?")
         ready.when(sfn.Condition.and_(
@@ -417,13 +503,14 @@ class Workflows(Construct):
         exists = sfn.Choice(self, "EndpointExists?").when(
             sfn.Condition.boolean_equals("$.deploy.endpoint_exists", True),
             test_first).otherwise(create_endpoint)
-        return (resolve.next(create_model).next(create_config).next(alarm_errors)
-                .next(alarm_latency).next(exists))
+        resolve.next(create_model).next(create_config).next(alarm_errors).next(
+            alarm_latency).next(exists)
+        return self._locked("", "deploy", resolve)
 
-    def _check_smoke(self, id_: str) -> tasks.LambdaInvoke:
+    def _smoke_test(self, id_: str) -> tasks.LambdaInvoke:
+        # A reference in, nothing out: the slice and the answer never enter the state.
         return self._lambda(id_, "check_smoke",
-                            {"body": sfn.JsonPath.string_at("$.smoke.Body"),
-                             "rows": sfn.JsonPath.number_at("$.deploy.smoke_rows")}, DISCARD)
+                            {"smoke": sfn.JsonPath.object_at("$.deploy.smoke")}, DISCARD)
 
     # --- retire ---------------------------------------------------------------------------
     def _retire_definition(self) -> sfn.IChainable:
@@ -434,7 +521,8 @@ class Workflows(Construct):
         notify = tasks.SnsPublish(self, "NotifyRetireFailure", topic=self.topic,
                                   subject="Retiring an endpoint failed",
                                   message=sfn.TaskInput.from_json_path_at("$"),
-                                  result_path=DISCARD).next(failed)
+                                  result_path=DISCARD).next(
+            self._release("ReleaseRetireLockAfterFailure", failed))
         plan = self._lambda("PlanRetire", "retire_plan",
                             {"request": sfn.JsonPath.object_at("$")}, "$.plan")
         plan.add_catch(notify, errors=TASK_FAILED, result_path="$.error")
@@ -474,8 +562,8 @@ class Workflows(Construct):
             skipped = self.node.find_child(f"{state.node.id}Skipped")
             assert isinstance(skipped, sfn.Pass)
             skipped.next(following)
-        finish.next(done)
-        return plan
+        finish.next(self._release("ReleaseRetireLock", done))
+        return self._locked("Retire", "retire", plan)
 
     # --- train ----------------------------------------------------------------------------
     def _train_definition(self, *, sagemaker_role: iam.IRole, image_uri: str,

@@ -74,6 +74,24 @@ class GlueEnv(RegistryEnv):
     region: str = Field(alias="AWS_REGION")
 
 
+LOCK_TABLE = "MLOPS_LOCK_TABLE"
+"""The DynamoDB table of per-endpoint locks (``lambdas/common/lock.py``)."""
+
+
+class LockEnv(_Env):
+    """The step that takes an endpoint's lock: DynamoDB only, no MLflow."""
+
+    lock_table: str = Field(alias=LOCK_TABLE)
+
+
+class EndedEnv(RegistryEnv):
+    """The handler of ended executions: releases a lock the machine could not, records the
+    failure and notifies."""
+
+    lock_table: str = Field(alias=LOCK_TABLE)
+    topic_arn: str = Field(alias=names.ENV_NOTIFY_TOPIC)
+
+
 @functools.cache
 def get_environment(model: type[Model]) -> Model:
     return model.model_validate(dict(os.environ))

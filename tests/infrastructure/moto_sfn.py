@@ -164,6 +164,13 @@ class MotoStack:
             _client("s3").create_bucket(Bucket=name, CreateBucketConfiguration={
                 "LocationConstraint": REGION})
             attrs = {"Ref": name, "Arn": f"arn:aws:s3:::{name}"}
+        elif kind == "AWS::DynamoDB::Table":
+            name = logical_id
+            table = _client("dynamodb").create_table(
+                TableName=name, KeySchema=props["KeySchema"],
+                AttributeDefinitions=props["AttributeDefinitions"],
+                BillingMode=props.get("BillingMode", "PAY_PER_REQUEST"))["TableDescription"]
+            attrs = {"Ref": name, "Arn": table["TableArn"]}
         elif kind == "AWS::KMS::Key":
             meta = _client("kms").create_key(Description=logical_id)["KeyMetadata"]
             attrs = {"Ref": meta["KeyId"], "Arn": meta["Arn"]}

@@ -215,7 +215,7 @@ def test_a_first_deployment_that_fails_its_smoke_test_is_removed_and_says_why(aw
     execution = aws.deploy("1")
 
     assert execution.status == "FAILED"
-    assert {"SmokeTestNewEndpoint", "CheckNewEndpointSmokeTest", "DeleteNewEndpoint",
+    assert {"SmokeTestNewEndpoint", "DeleteNewEndpoint",
             "RecordFailure", "NotifyFailure"} <= set(execution.states)
     assert aws.endpoint() is None  # it served nothing before; nothing is lost
     tags = aws.tags("1")
@@ -258,7 +258,7 @@ def test_a_new_version_is_smoke_tested_on_a_candidate_before_the_live_endpoint_s
     assert client_answers == [{"predictions": ["v1", "v1"]}]
     # Only then was the live endpoint updated, once, blue/green with auto-rollback.
     states = execution.states
-    assert (states.index("CheckCandidateSmokeTest") < states.index("DeleteCandidate")
+    assert (states.index("SmokeTestCandidate") < states.index("DeleteCandidate")
             < states.index("UpdateEndpoint"))
     [update] = aws.harness.calls.of("update_endpoint")
     assert aws.world.updates == [(ENDPOINT, update["EndpointConfigName"])]
@@ -303,7 +303,7 @@ def test_a_wrong_smoke_answer_leaves_the_live_endpoint_untouched_and_says_why(aw
 
     assert execution.status == "FAILED"
     assert execution.error[0] == "DeploymentFailed"
-    assert {"SmokeTestCandidate", "CheckCandidateSmokeTest", "DeleteFailedCandidate",
+    assert {"SmokeTestCandidate", "DeleteFailedCandidate",
             "RecordFailure", "NotifyFailure"} <= set(execution.states)
     # The live endpoint was never asked to change: version 1 served all along.
     assert "UpdateEndpoint" not in execution.states and aws.world.updates == []
@@ -458,7 +458,7 @@ def test_a_deprecated_version_is_refused_before_anything_is_created(aws):
     execution = aws.deploy("1")
 
     assert execution.status == "FAILED"
-    assert execution.states[:2] == ["Resolve", "RecordFailure"]
+    assert execution.states[:4] == ["AcquireLock", "EndpointFree?", "Resolve", "RecordFailure"]
     assert aws.harness.calls.of("create_model") == []
     assert "deprecated and may not serve" in aws.tags("1")[names.TAG_MESSAGE]
     assert len(aws.notifications()) == 1
