@@ -21,6 +21,8 @@ class FakeRegistry(RegistryClient):
     artifacts: dict[tuple[str, str], bytes] = field(default_factory=dict)
     """Run artifacts by ``(run_id, path)``; any other path of a run in ``smoke`` is its smoke
     test payload."""
+    model_aliases: dict[tuple[str, str], str] = field(default_factory=dict)
+    """``model_aliases[(name, alias)] = version``, as MLflow keeps them (one version per alias)."""
 
     def add(self, name: str, version: str, source: str = "", **tags: str) -> None:
         self.versions[(name, version)] = dict(tags)
@@ -31,7 +33,9 @@ class FakeRegistry(RegistryClient):
             raise NotFound(f"no {name}/{version}", 404)
         return ModelVersion(name=name, version=version, tags=dict(self.versions[(name, version)]),
                             run_id=f"run-{version}", source=self.sources[(name, version)],
-                            status="READY", creation_timestamp=0)
+                            status="READY", creation_timestamp=0,
+                            aliases=tuple(sorted(a for (n, a), v in self.model_aliases.items()
+                                                 if n == name and v == version)))
 
     def get_model_version(self, name: str, version: str) -> ModelVersion:
         return self._mv(name, version)
@@ -52,6 +56,17 @@ class FakeRegistry(RegistryClient):
     def delete_tag(self, name: str, version: str, key: str) -> None:
         self.versions[(name, version)].pop(key, None)
         self.writes.append((name, version, key, None))
+
+    def aliases(self, name: str) -> dict[str, str]:
+        return {a: v for (n, a), v in self.model_aliases.items() if n == name}
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.model_aliases[(name, alias)] = version
+        self.writes.append((name, version, f"@{alias}", version))
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        version = self.model_aliases.pop((name, alias), None)
+        self.writes.append((name, version or "", f"@{alias}", None))
 
     def download_uri(self, name: str, version: str) -> str:
         return self.sources[(name, version)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -139,7 +140,25 @@ class RegistryClient:
                 return
 
     def model_versions(self, name: str) -> list[ModelVersion]:
-        return sorted(self.iter_model_versions(name), key=lambda v: v.number)
+        """Every version of ``name`` with its aliases (MLflow's search leaves them out: they
+        come from the registered model)."""
+        versions = sorted(self.iter_model_versions(name), key=lambda v: v.number)
+        aliases = self.aliases(name) if versions else {}
+        held: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            held.setdefault(version, []).append(alias)
+        return [dataclasses.replace(v, aliases=tuple(sorted(held.get(v.version, []))))
+                for v in versions]
+
+    def aliases(self, name: str) -> dict[str, str]:
+        """``{alias: version}`` of a registered model."""
+        try:
+            raw = self.request("GET", "/api/2.0/mlflow/registered-models/get",
+                               query={"name": name})
+        except NotFound:  # deleted since its versions were listed
+            return {}
+        return {str(a["alias"]): str(a["version"])
+                for a in raw.get("registered_model", {}).get("aliases", [])}
 
     def registered_model_names(self) -> list[str]:
         names: list[str] = []

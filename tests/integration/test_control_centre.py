@@ -249,6 +249,99 @@ def test_a_retired_endpoint_is_never_taken_for_a_crashed_one(centre, model):
     assert seen_crashed == []
 
 
+def test_a_refused_tag_on_another_stage_does_not_lose_the_rollback(centre, model):
+    # Issue 13.10: v2 served staging, v3 replaced it, then deploy=prod (no such stage) on v2
+    # was refused, overwriting v2's status tags; deprecating v3 removed the endpoint.
+    v2, v3 = model.new_version(), model.new_version()
+    model.tag(v2, "deploy", "staging")
+    wait_until(has_status(model, v2, "in_service"), "v2 in service")
+    model.tag(v3, "deploy", "staging")
+    wait_until(has_status(model, v2, "superseded"), "v2 superseded")
+    model.tag(v2, "deploy", "prod")
+    wait_until(has_status(model, v2, "failed"), "deploy=prod refused")
+    assert "unknown stage 'prod'" in model.tags(v2)[names.TAG_MESSAGE]
+    assert model.tags(v2)[names.stage_status_tag("staging")] == "superseded"
+    model.tag(v3, "deprecated", "true")
+    wait_until(has_status(model, v3, "retired"), "v3 retired")
+    assert version_at(centre, model.name, "staging") == v2
+    assert model.tags(v2)[names.TAG_STATUS] == "in_service"
+    assert model.tags(v2)["deploy"] == "staging"
+    assert f"rolled back to version {v2}" in model.tags(v3)[names.TAG_MESSAGE]
+
+
+def test_two_versions_tagged_while_the_centre_was_away_deploy_the_newest_and_supersede_the_other(
+        centre, model):
+    # Issue 13.11: the loser was marked failed though it was never tried.
+    from mlops_control import webhooks
+
+    assert centre.wait_idle(120)
+    webhooks.ensure(model.client, "http://127.0.0.1:9/nowhere", "x")
+    try:
+        v2, v3 = model.new_version(), model.new_version()
+        model.tag(v2, "deploy", "staging")
+        model.tag(v3, "deploy", "staging")
+    finally:
+        webhooks.ensure(model.client, centre.receiver.url,
+                        webhooks.local_secret(centre.settings.secrets_dir))
+    centre.request_all("start-up")
+    wait_until(has_status(model, v3, "in_service"), "v3 in service")
+    assert version_at(centre, model.name, "staging") == v3
+    loser = model.tags(v2)
+    assert loser[names.TAG_STATUS] == "superseded"
+    assert loser[names.TAG_MESSAGE].startswith("deploy=staging not deployed: version "
+                                               f"{v3} was requested for staging too")
+    assert "the newest version wins" in loser[names.TAG_MESSAGE]
+    assert "deploy" not in loser
+    # Never tried, so never a rollback target: deprecating v3 removes the endpoint.
+    model.tag(v3, "deprecated", "true")
+    wait_until(has_status(model, v3, "retired"), "v3 retired")
+    wait_until(lambda: version_at(centre, model.name, "staging") is None, "endpoint gone")
+
+
+def aliases(m: Registered, version: str) -> tuple[str, ...]:
+    return m.client.get_model_version(m.name, version).aliases
+
+
+def test_an_alias_deploys_moves_and_retires_like_a_deploy_tag(centre, model):
+    import mlflow
+
+    client = mlflow.MlflowClient(model.server.url)
+    v1, v2 = model.new_version(), model.new_version()
+    client.set_registered_model_alias(model.name, "staging", v1)
+    wait_until(has_status(model, v1, "in_service"), "v1 in service via @staging")
+    assert version_at(centre, model.name, "staging") == v1
+    assert model.tags(v1)[names.TAG_MESSAGE].endswith("(aliased @staging)")
+    client.set_registered_model_alias(model.name, "staging", v2)
+    wait_until(has_status(model, v1, "superseded"), "v1 superseded when @staging moved")
+    assert version_at(centre, model.name, "staging") == v2
+    # A deploy tag against the alias is refused, naming the alias.
+    model.tag(v1, "deploy", "staging")
+    wait_until(has_status(model, v1, "failed"), "conflicting tag refused")
+    assert "staging follows the alias @staging" in model.tags(v1)[names.TAG_MESSAGE]
+    assert version_at(centre, model.name, "staging") == v2
+    client.delete_registered_model_alias(model.name, "staging")
+    wait_until(has_status(model, v2, "retired"), "v2 retired when @staging was deleted")
+    wait_until(lambda: version_at(centre, model.name, "staging") is None, "endpoint gone")
+
+
+def test_deprecating_the_champion_rolls_production_and_the_alias_back(centre, model):
+    import mlflow
+
+    client = mlflow.MlflowClient(model.server.url)
+    v1, v2 = model.new_version(), model.new_version()
+    client.set_registered_model_alias(model.name, "champion", v1)
+    wait_until(has_status(model, v1, "in_service"), "v1 in service via @champion")
+    client.set_registered_model_alias(model.name, "champion", v2)
+    wait_until(has_status(model, v1, "superseded"), "v1 superseded")
+    model.tag(v2, "deprecated", "true")
+    wait_until(has_status(model, v2, "retired"), "v2 retired")
+    assert version_at(centre, model.name, "production") == v1
+    assert aliases(model, v1) == ("champion",) and aliases(model, v2) == ()
+    assert "deploy" not in model.tags(v1)
+    assert centre.wait_idle(120)
+    assert version_at(centre, model.name, "production") == v1
+
+
 def test_a_restarted_control_centre_brings_the_endpoints_back(mlflow_server, model, tmp_path):
     settings = make_settings(tmp_path / "state", endpoint_base_port=free_block())
     first = ControlCentre(settings, mlflow_server.url, stages=STAGES, reconcile_interval_s=3600,
