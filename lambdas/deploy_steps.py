@@ -10,6 +10,8 @@ only what needs MLflow or a judgement:
 - ``check_smoke``: read the project's test slice from MLflow, send it to the candidate
   endpoint (or a first deployment's new endpoint) and judge the answer; only a reference
   to the slice travels through the state, which stays small whatever the feature count;
+- ``put_dashboards``: build the project's dashboards (the stats board shows the features of
+  the test slice, read by reference) and put them;
 - ``finish``: write the outcome into the registry (``apply.succeed`` / ``apply.fail``) and
   return the notification text;
 - ``retire_finish``: delete the endpoint's candidates, configs and models, write ``retired``;
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -83,6 +86,12 @@ class SmokeRef(BaseModel):
 
 class SmokeEvent(BaseModel):
     smoke: SmokeRef
+
+
+class DashboardsEvent(BaseModel):
+    spec: dict[str, Any]
+    """``resolve``'s ``spec`` (a :class:`sm.DeploymentSpec`)."""
+    smoke: SmokeRef | None = None
 
 
 class LockEvent(BaseModel):
@@ -170,6 +179,20 @@ def smoke_logic(ref: SmokeRef, registry: RegistryClient, runtime: Any) -> int:
         raise DeploymentFailed(f"smoke test: {ref.EndpointName} refused the test slice: "
                                f"{exc}") from exc
     return sm.check_smoke_response(answer["Body"].read(), sm.expected_rows(payload))
+
+
+def dashboards_logic(event: DashboardsEvent, registry: RegistryClient,
+                     cfg: sm.SageMakerConfig, cloudwatch: Any) -> list[str]:
+    """Put the project's dashboards; the stats board's per-feature widgets come from the
+    test slice's columns. The version already serves: an unreadable slice costs only those
+    widgets, not the deployment."""
+    payload = apply.smoke_payload(registry, event.smoke.run_id) if event.smoke else None
+    spec = sm.DeploymentSpec(**event.spec)
+    put = []
+    for request in sm.dashboard_requests(spec, cfg, sm.features_of(payload)):
+        cloudwatch.put_dashboard(**request)
+        put.append(request["DashboardName"])
+    return put
 
 
 def acquire_logic(event: LockEvent, dynamodb: Any, table: str, now: float) -> dict[str, Any]:
@@ -296,6 +319,19 @@ def check_smoke(event: SmokeEvent, context: LambdaContext) -> dict[str, Any]:
     logger.info("smoke test passed", extra={"endpoint": event.smoke.EndpointName,
                                             "predictions": predictions})
     return {"predictions": predictions}
+
+
+@init_environment_variables(model=GlueEnv)
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+@event_parser(model=DashboardsEvent)
+def put_dashboards(event: DashboardsEvent, context: LambdaContext) -> dict[str, Any]:
+    env = get_environment(GlueEnv)
+    cfg = sm.SageMakerConfig.from_env(os.environ, region=env.region)
+    put = dashboards_logic(event, _registry(), cfg, adapters.client("cloudwatch"))
+    logger.info("dashboards put", extra={"dashboards": put})
+    return {"dashboards": put}
 
 
 @init_environment_variables(model=LockEnv)

@@ -45,6 +45,8 @@ GLUE = {
                             "Deploy: check the version, mark it deploying, build the requests"),
     "check_smoke": FunctionSpec("deploy-check-smoke", "lambdas.deploy_steps.check_smoke",
                                 "Deploy: send the test slice to the endpoint, judge the answer"),
+    "put_dashboards": FunctionSpec("deploy-dashboards", "lambdas.deploy_steps.put_dashboards",
+                                   "Deploy: build and put the project's dashboards"),
     "finish": FunctionSpec("deploy-finish", "lambdas.deploy_steps.finish",
                            "Deploy: write the outcome into the registry's tags"),
     "retire_plan": FunctionSpec("retire-plan", "lambdas.deploy_steps.retire_plan",
@@ -131,6 +133,9 @@ class Workflows(Construct):
         # The smoke step sends the test slice itself (only a reference is in the state).
         self.glue["check_smoke"].add_to_role_policy(iam.PolicyStatement(
             actions=["sagemaker:InvokeEndpoint"], resources=self._arns("endpoint", "{project}-*")))
+        self.glue["put_dashboards"].add_to_role_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutDashboard"],
+            resources=self._arns("dashboard", "{project}_*", service="cloudwatch", region="")))
         # Every end, whatever caused it: a stopped execution, a timeout, or an error no Catch
         # sees (States.DataLimitExceeded, States.Runtime) still releases and is recorded.
         rule = events.Rule(self, "ExecutionEnded", event_pattern=events.EventPattern(
@@ -155,6 +160,8 @@ class Workflows(Construct):
                 nag.wildcard(machine, nag.arn(self, "cloudwatch", f"alarm:{project}-*"), reason)
                 nag.wildcard(machine, nag.arn(self, "cloudwatch", f"dashboard/{project}_*",
                                               regional=False), reason)
+            nag.wildcard(self.glue["put_dashboards"], nag.arn(
+                self, "cloudwatch", f"dashboard/{project}_*", regional=False), reason)
             nag.wildcard(self.glue["check_smoke"],
                          nag.arn(self, "sagemaker", f"endpoint/{project}-*"), reason)
         for name, fn in self.glue.items():
@@ -271,7 +278,6 @@ class Workflows(Construct):
         endpoints = self._arns("endpoint", "{project}-*")
         configs = self._arns("endpoint-config", "{project}-*")
         models = self._arns("model", "{project}-*")
-        dashboards = self._arns("dashboard", "{project}_*", service="cloudwatch", region="")
 
         def on_error(state: sfn.TaskStateBase, target: sfn.IChainable,
                      result_path: str = "$.error") -> None:
@@ -438,10 +444,10 @@ class Workflows(Construct):
         policy = self._sdk("PutScalingPolicy", "applicationautoscaling", "putScalingPolicy",
                            ["*"], iam_action="application-autoscaling:PutScalingPolicy",
                            request="$.deploy.scaling_policy")
-        metrics_board = self._sdk("PutMetricsDashboard", "cloudwatch", "putDashboard",
-                                  dashboards, request="$.deploy.metrics_dashboard")
-        stats_board = self._sdk("PutStatsDashboard", "cloudwatch", "putDashboard",
-                                dashboards, request="$.deploy.stats_dashboard")
+        # Built in the step, not passed in the state: the bodies are tens of KB.
+        boards = self._lambda("PutDashboards", "put_dashboards", {
+            "spec": sfn.JsonPath.object_at("$.deploy.spec"),
+            "smoke": sfn.JsonPath.object_at("$.deploy.smoke")}, DISCARD)
         record_success = self._lambda(
             "RecordSuccess", "finish", {"request": request, "outcome": "succeeded"},
             "$.notice")
@@ -464,7 +470,7 @@ class Workflows(Construct):
         on_error(delete_candidate, update_endpoint, "$.cleanup_error")
         # After the update (or a first deployment's create): undo, then record.
         for state in (describe_endpoint, smoke_new, scalable, policy,
-                      metrics_board, stats_board):
+                      boards):
             on_error(state, revert)
         on_error(endpoint_reason, revert, "$.reason_error")
 
@@ -479,8 +485,7 @@ class Workflows(Construct):
                 sfn.Condition.boolean_equals("$.deploy.endpoint_exists", False),
                 sfn.Condition.not_(sfn.Condition.is_null("$.deploy.smoke"))),
             smoke_new.next(scalable)).otherwise(scalable)
-        scalable.next(policy).next(metrics_board).next(stats_board).next(
-            record_success).next(release_ok)
+        scalable.next(policy).next(boards).next(record_success).next(release_ok)
 
         ready = sfn.Choice(self, "EndpointReady?")
         ready.when(sfn.Condition.and_(

@@ -252,6 +252,9 @@ class LambdaRuntime:
         self.overrides = overrides
         self.world = world
         self.invocations: list[Invocation] = []
+        self.before: list[Any] = []
+        """Callables ``(handler, event)`` run before a handler, outside the runtime's lock: a
+        test may hold one execution there while others run (a race made deterministic)."""
         self._lock = threading.Lock()
         self._shape = _client("lambda").meta.service_model.operation_model("Invoke").input_shape
 
@@ -259,6 +262,8 @@ class LambdaRuntime:
         validate_parameters(params, self._shape)
         spec = self.stack.functions[params["FunctionName"]]
         event = json.loads(params.get("Payload") or b"{}")
+        for hook in list(self.before):
+            hook(spec.handler, event)
         record = Invocation(spec.logical_id, event, endpoints=self.world.endpoints())
         self.invocations.append(record)
         module_name, _, attr = spec.handler.rpartition(".")

@@ -375,9 +375,9 @@ def deployment_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
     The test slice itself is not among them: a model with thousands of features makes it
     larger than Step Functions' 256 KB state. ``smoke`` is a reference (the endpoint to ask
     and the run whose ``smoke_test.json`` artifact holds the slice); the smoke step reads
-    the slice from MLflow and invokes the endpoint itself."""
+    the slice from MLflow and invokes the endpoint itself. The dashboards are not among
+    them either (see :func:`dashboard_requests`)."""
     alarms = alarm_requests(spec.endpoint, cfg)
-    metrics_board, stats_board = dashboard_requests(spec, cfg, features_of(smoke_payload))
     exists = previous_config is not None
     # A replacement is smoke-tested on its candidate endpoint, before the live endpoint sends
     # it anything; a first deployment on the new endpoint itself, which served nothing yet.
@@ -403,10 +403,8 @@ def deployment_requests(spec: DeploymentSpec, cfg: SageMakerConfig,
                   if smoke_payload else None),
         "scalable_target": scalable_target_request(spec, cfg),
         "scaling_policy": scaling_policy_request(spec, cfg),
-        # Two keys, not a list: a path like dashboards[0].DashboardName is not read alike by
-        # every JSONPath implementation (moto's returns a list).
-        "metrics_dashboard": metrics_board,
-        "stats_dashboard": stats_board,
+        # Not the dashboards: their bodies grow with the stages and features shown (tens of
+        # KB); the dashboards step builds and puts them (dashboard_requests).
     }
 
 
