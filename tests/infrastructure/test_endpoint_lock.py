@@ -268,3 +268,59 @@ def test_a_model_with_5000_features_keeps_every_state_under_32_kb(aws):
         # The whole slice still reached the endpoint: the smoke step read it by reference.
         assert seen == [5000]
     assert aws.serving_version() == "2"
+
+
+# --- the template ----------------------------------------------------------------------------
+def _policies_of(template: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
+    found = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        roles = [r.get("Ref", "") for r in resource["Properties"].get("Roles", [])]
+        if any(r.startswith(role_prefix) for r in roles):
+            found += resource["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def _actions(statements: list[dict[str, Any]], prefix: str) -> set[str]:
+    found: set[str] = set()
+    for statement in statements:
+        actions = statement["Action"]
+        found |= {a for a in (actions if isinstance(actions, list) else [actions])
+                  if a.startswith(prefix)}
+    return found
+
+
+def test_the_lock_table_and_its_grants_are_least_privilege(synth):
+    template = synth.templates[names.STACK_CONTROL]
+    [table] = [r["Properties"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::DynamoDB::Table"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    # Who may do what with it: the lock step takes, the machines and the handler release.
+    assert _actions(_policies_of(template, "endpointlockFunction"), "dynamodb:") == {
+        "dynamodb:PutItem"}
+    for role in ("WorkflowsDeployRole", "WorkflowsRetireRole", "executionendedFunction"):
+        assert _actions(_policies_of(template, role), "dynamodb:") == {
+            "dynamodb:DeleteItem"}, role
+    # The smoke step invokes the endpoint now; the state machine no longer does.
+    assert _actions(_policies_of(template, "WorkflowsDeployRole"),
+                    "sagemaker:InvokeEndpoint") == set()
+    assert _actions(_policies_of(template, "deploychecksmokeFunction"), "sagemaker:") == {
+        "sagemaker:InvokeEndpoint"}
+
+
+def test_every_end_of_a_deploy_or_retire_execution_reaches_the_ended_handler(synth):
+    template = synth.templates[names.STACK_CONTROL]
+    [rule] = [r["Properties"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::Events::Rule"
+              and r["Properties"].get("EventPattern", {}).get("source") == ["aws.states"]]
+    pattern = rule["EventPattern"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert set(pattern["detail"]["status"]) == {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+    machines = sorted(m["Ref"][:-8] for m in pattern["detail"]["stateMachineArn"])
+    assert machines == ["WorkflowsDeploy", "WorkflowsRetire"]  # logical ids less their hash
+    [target] = rule["Targets"]
+    assert target["Arn"]["Fn::GetAtt"][0].startswith("executionendedFunction")
