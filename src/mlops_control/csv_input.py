@@ -52,8 +52,9 @@ def options(plan: InputPlan, header: Sequence[str], model_columns_only: bool,
         include = [n for n in header if n in plan.names]
     read = pacsv.ReadOptions(use_threads=False,
                              column_names=list(header) if headerless else None)
+    # Empty cells of string columns are missing values, as pandas.read_csv reads them.
     convert = pacsv.ConvertOptions(column_types=types, include_columns=include,
-                                   strings_can_be_null=False)
+                                   strings_can_be_null=True)
     return read, convert
 
 

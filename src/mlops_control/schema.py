@@ -184,6 +184,11 @@ class InputPlan:
                 raise SchemaError(f"column {spec.name!r}, row {row}: a missing value, but "
                                   f"{spec.type} columns cannot hold one")
             values = column.to_numpy()
+            if column.null_count and spec.type == "string":
+                # An empty cell is a missing value, NaN as pandas.read_csv (and so MLflow's
+                # server) gives the model; pyarrow's None would not be seen by an imputer.
+                values = values.astype(object)
+                values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
             if spec.type == "binary":
                 values = np.array(convert(spec, list(values), first_row), dtype=object)
             out[spec.name] = values
@@ -343,8 +348,13 @@ def _boolean(value: Any) -> bool:
     raise ValueError("not a boolean")
 
 
-def _string(value: Any) -> str | None:
+def _string(value: Any) -> str | float | None:
+    # A missing value (null, or NaN as pandas writes one) is kept as it came: MLflow hands
+    # object columns to the model as they are, and an imputer fitted on data with NaN
+    # expects NaN, not "nan" or "".
     if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value != value:
         return value
     raise TypeError("not a string")
 
