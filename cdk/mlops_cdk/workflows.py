@@ -240,7 +240,7 @@ class Workflows(Construct):
         whatever DynamoDB says: the lock expires, and the execution-ended handler retries."""
         release = tasks.CallAwsService(
             self, id_, service="dynamodb", action="deleteItem",
-            iam_resources=[self.locks.table_arn], parameters={
+            iam_action="dynamodb:DeleteItem", iam_resources=[self.locks.table_arn], parameters={
                 "TableName": self.locks.table_name,
                 "Key": {"pk": {"S": sfn.JsonPath.string_at("$.lock.key")}},
                 "ConditionExpression": "#o = :me",
