@@ -64,8 +64,15 @@ def download(client: RegistryClient, models_dir: Path, name: str, version: str) 
         ))
         if not (local / "MLmodel").is_file():
             raise ControlCentreError(f"model {name}/{version} has no MLmodel file")
-        # Rename into place so a half-finished download is never mistaken for a model.
-        local.rename(target)
+        # Rename into place so a half-finished download is never mistaken for a model. Each
+        # downloader has its own staging folder beside the target, so concurrent downloads
+        # (threads or processes) never share files; the first rename wins and a later one
+        # finds the version in place and drops its copy: versions are immutable.
+        try:
+            local.rename(target)
+        except OSError:
+            if not (target / "MLmodel").is_file():
+                raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
