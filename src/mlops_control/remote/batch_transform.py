@@ -1,15 +1,27 @@
 """``mlops remote batch-inference``: SageMaker Batch Transform over CSV files in S3, with the
 shared image in serve mode (the same container that serves the endpoints).
 
-The scoring server reads CSV with a header row, so each input file is sent whole as one request
-(``SplitType=None``): one file per request, at most ``MAX_PAYLOAD_MB`` (SageMaker's limit is
-100 MB; split larger files). Each ``<name>.csv`` yields ``<output>/<name>.csv.out`` holding the
-JSON answer ``{"predictions": [...]}``. The SageMaker model made for the job is deleted when the
-job ends (``wait``), so nothing is left running or billed.
+Files of any size are split by line (``SplitType=Line``, ``BatchStrategy=MultiRecord``) into
+mini-batches of at most ``MAX_PAYLOAD_MB``; only the first mini-batch of a file holds its header
+line, so the container is told (``MLOPS_SERVING_HEADERLESS_CSV``) to read a CSV whose first line
+names none of the model's columns as rows in the signature's column order. Its body limit is
+raised to SageMaker's maximum (100 MB) for the job, so whatever SageMaker sends is taken. Each
+``<name>.csv`` yields ``<output>/<name>.csv.out``: one ``{"predictions": [...]}`` line per
+mini-batch, in order (``AssembleWith=Line``). Models need a signature (column names or a
+tensor) to be scored header-less.
+
+Batch Transform refuses models whose container uses ``ModelDataSource`` (the uncompressed S3
+prefix the endpoints use), so the job's model points ``ModelDataUrl`` at a ``model.tar.gz``:
+the SageMaker training job's output when the version was trained remotely (its
+``lineage.training_job`` tag), otherwise the version's MLflow artifacts packed once into
+``<artifacts>/model.tar.gz`` beside them and reused by later jobs. The SageMaker model made
+for the job is deleted when the job ends (``wait``), so nothing is left running or billed.
 """
 
 from __future__ import annotations
 
+import tarfile
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +33,12 @@ from mlops_control.errors import ControlCentreError
 from mlops_control.registry import RegistryClient
 from mlops_control.remote.jobs import wait_for_job
 
-MAX_PAYLOAD_MB = 100
+MAX_PAYLOAD_MB = 6
+"""Per mini-batch: SageMaker's default and recommended size. A line larger than this fails the
+job (SageMaker never cuts a record)."""
+CONTAINER_MAX_BODY_BYTES = 100 * 1024 * 1024
+"""SageMaker's MaxPayloadInMB ceiling: the container takes any body the service may send."""
+PACKED_NAME = "model.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -43,17 +60,19 @@ def transform_job_request(job: BatchJob, *, instance_type: str, instance_count: 
     return {
         "TransformJobName": job.job_name,
         "ModelName": job.model_name,
-        "BatchStrategy": "SingleRecord",
+        "BatchStrategy": "MultiRecord",
         "MaxConcurrentTransforms": 1,
         "MaxPayloadInMB": MAX_PAYLOAD_MB,
+        "Environment": {names.ENV_SERVING_MAX_BODY_BYTES: str(CONTAINER_MAX_BODY_BYTES),
+                        names.ENV_SERVING_HEADERLESS_CSV: "1"},
         "TransformInput": {
             "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": job.input_uri}},
             "ContentType": "text/csv",
             "CompressionType": "None",
-            "SplitType": "None",
+            "SplitType": "Line",
         },
         "TransformOutput": {"S3OutputPath": job.output_uri, "Accept": "application/json",
-                            "AssembleWith": "None"},
+                            "AssembleWith": "Line"},
         "TransformResources": {"InstanceType": instance_type, "InstanceCount": instance_count},
         "Tags": [{"Key": names.SM_TAG_PROJECT, "Value": project},
                  {"Key": names.SM_TAG_VERSION, "Value": version}],
@@ -81,23 +100,91 @@ class TransformOperation:
                             progress=progress)
 
 
+def packed_model_url(*, sagemaker: Any, s3: Any | None, registry: RegistryClient,
+                     config: sm.SageMakerConfig, project: str, version: str) -> str:
+    """The ``s3://.../model.tar.gz`` of a version's MLflow model (see the module docstring)."""
+    tags = registry.get_model_version(project, version).tags
+    job = tags.get(names.TAG_LINEAGE_TRAINING_JOB, "")
+    if job and job != "local":
+        try:
+            described = sagemaker.describe_training_job(TrainingJobName=job)
+        except Exception as exc:  # no such job (trained in another account, or long gone)
+            if _code(exc) not in ("ValidationException", "ResourceNotFound"):
+                raise
+        else:
+            url = described.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+            if described.get("TrainingJobStatus") == "Completed" and url:
+                return str(url)
+    prefix = sm.model_data_uri(registry.download_uri(project, version),
+                               config.artifacts_destination)
+    if s3 is None:
+        import boto3
+
+        s3 = boto3.client("s3", region_name=config.region)
+    return pack_prefix(s3, prefix)
+
+
+def pack_prefix(s3: Any, prefix: str) -> str:
+    """Pack the files under an ``s3://`` prefix into ``<prefix>model.tar.gz`` (their paths
+    relative to the prefix, so it unpacks into /opt/ml/model as the folder was), once: a
+    tarball already there is reused. Streams through a temporary file, not memory."""
+    bucket, _, key_prefix = prefix.removeprefix("s3://").partition("/")
+    packed_key = key_prefix + PACKED_NAME
+    try:
+        s3.head_object(Bucket=bucket, Key=packed_key)
+        return f"s3://{bucket}/{packed_key}"
+    except Exception as exc:
+        if _code(exc) not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=key_prefix) for o in page.get("Contents", [])
+        if o["Key"] != packed_key and not o["Key"].endswith("/")]
+    if not any(k[len(key_prefix):] == "MLmodel" for k in keys):
+        raise ControlCentreError(f"{prefix} holds no MLmodel file: it is not an MLflow model")
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = f"{tmp}/{PACKED_NAME}"
+        with tarfile.open(archive, "w:gz") as tar:
+            for key in keys:
+                local = f"{tmp}/part"
+                s3.download_file(bucket, key, local)
+                tar.add(local, arcname=key[len(key_prefix):])
+        s3.upload_file(archive, bucket, packed_key)
+    return f"s3://{bucket}/{packed_key}"
+
+
+def _code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def create_model_request(spec: sm.DeploymentSpec, config: sm.SageMakerConfig,
+                         model_data_url: str) -> dict[str, Any]:
+    """The endpoints' CreateModel request with ``ModelDataUrl`` (a model.tar.gz) instead of
+    ``ModelDataSource``, which Batch Transform does not take."""
+    request = sm.create_model_request(spec, config)
+    container = dict(request["PrimaryContainer"])
+    container.pop("ModelDataSource", None)
+    container["ModelDataUrl"] = model_data_url
+    return {**request, "PrimaryContainer": container}
+
+
 def start(*, sagemaker: Any, registry: RegistryClient, config: sm.SageMakerConfig,
           project: str, version: str, input_uri: str, output_uri: str, token: str,
-          instance_type: str = "ml.m5.large", instance_count: int = 1) -> TransformOperation:
-    """Make a SageMaker model of the version (model data straight from MLflow's artifacts,
-    as the endpoints do) and start the transform job."""
+          instance_type: str = "ml.m5.large", instance_count: int = 1,
+          s3: Any | None = None) -> TransformOperation:
+    """Make a SageMaker model of the version (from a model.tar.gz, see
+    :func:`packed_model_url`) and start the transform job."""
     for uri in (input_uri, output_uri):
         if not uri.startswith("s3://"):
             raise ControlCentreError(f"{uri!r} is not an s3:// location")
     job_name, model_name = job_names(project, version, token)
-    model_data = sm.model_data_uri(registry.download_uri(project, version),
-                                   config.artifacts_destination)
+    model_data = packed_model_url(sagemaker=sagemaker, s3=s3, registry=registry,
+                                  config=config, project=project, version=version)
     spec = sm.DeploymentSpec(project=project, stage="batch", version=version,
                              endpoint=f"{project}-batch", model_name=model_name,
                              config_name=model_name, model_data_uri=model_data, token=token)
     job = BatchJob(job_name=job_name, model_name=model_name, input_uri=input_uri,
                    output_uri=output_uri.rstrip("/") + f"/{job_name}/")
-    sagemaker.create_model(**sm.create_model_request(spec, config))
+    sagemaker.create_model(**create_model_request(spec, config, model_data))
     try:
         sagemaker.create_transform_job(**transform_job_request(
             job, instance_type=instance_type, instance_count=instance_count, project=project,

@@ -23,8 +23,10 @@ class ModelSlot:
 
 
 class ScoringApp:
-    def __init__(self, slot: ModelSlot, batcher: MicroBatcher) -> None:
+    def __init__(self, slot: ModelSlot, batcher: MicroBatcher, *,
+                 headerless_csv: bool = False) -> None:
         self.slot = slot
+        self.headerless_csv = headerless_csv
         self.batcher = batcher
         # The monitoring observer's per-answer count (serving/observer.py), if it has one.
         self.answered = getattr(batcher.observer, "on_response", None)
@@ -62,7 +64,8 @@ class ScoringApp:
             return
         served = self.slot.live
         try:
-            parsed = protocol.parse(request.body, request.content_type, served.plan)
+            parsed = protocol.parse(request.body, request.content_type, served.plan,
+                                    headerless_csv=self.headerless_csv)
         except protocol.RequestError as exc:
             conn.respond(request, exc.status, exc.body())
             self._count(request, exc.status)

@@ -24,6 +24,10 @@ class ServingConfig:
     max_batch_rows: int = 1024
     shutdown_timeout_s: float = 30.0
     observer: str | None = None
+    headerless_csv: bool = False
+    """CSV bodies whose first line does not name the model's columns are rows in the
+    signature's column order: what Batch Transform sends after the first mini-batch of a file
+    split by line."""
 
     @classmethod
     def from_env(cls) -> ServingConfig:
@@ -35,6 +39,7 @@ class ServingConfig:
             shutdown_timeout_s=_number(names.ENV_SERVING_SHUTDOWN_TIMEOUT_S,
                                        cls.shutdown_timeout_s, float),
             observer=env.get(names.ENV_SERVING_OBSERVER) or None,
+            headerless_csv=env.get(names.ENV_SERVING_HEADERLESS_CSV, "") in ("1", "true"),
         )
 
 

@@ -59,13 +59,14 @@ class Parsed:
     """Input already converted (CSV, column-wise JSON), or a DataFrame for frame plans."""
 
 
-def parse(body: bytes, content_type: str | None, plan: InputPlan) -> Parsed:
+def parse(body: bytes, content_type: str | None, plan: InputPlan, *,
+          headerless_csv: bool = False) -> Parsed:
     mime = _mime(content_type)
     try:
         if mime == JSON:
             return _parse_json(body, plan)
         if mime == CSV:
-            return _parse_csv(body, plan)
+            return _parse_csv(body, plan, headerless_csv)
     except SchemaError as exc:
         raise RequestError(400, INVALID_INPUT, str(exc)) from None
     raise RequestError(415, UNSUPPORTED_MEDIA_TYPE,
@@ -235,13 +236,24 @@ def _frame(kind: str, payload: Any) -> Parsed:
 
 
 # --- CSV -----------------------------------------------------------------------------------
-def _parse_csv(body: bytes, plan: InputPlan) -> Parsed:
+def _parse_csv(body: bytes, plan: InputPlan, headerless: bool = False) -> Parsed:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     if not body.strip():
         raise SchemaError("the CSV body is empty: it needs a header row and data rows")
     header = csv_input.header_of(body.split(b"\n", 1)[0])
+    if headerless and plan.mode != "frame" and not _names_columns(header, plan):
+        # A mini-batch cut from the middle of a file: its rows follow the signature's order.
+        names = [s.name or f"#{i}" for i, s in enumerate(plan.specs)]
+        read, convert = csv_input.options(plan, names, model_columns_only=True,
+                                          headerless=True)
+        try:
+            table = pacsv.read_csv(io.BytesIO(body), read_options=read,
+                                   convert_options=convert)
+        except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
+            raise csv_input.as_schema_error(exc, plan, names, row_offset=0) from None
+        return Parsed(table.num_rows, data=plan.from_arrow(table))
     if plan.mode == "frame":
         import pandas as pd
 
@@ -257,6 +269,19 @@ def _parse_csv(body: bytes, plan: InputPlan) -> Parsed:
         raise csv_input.as_schema_error(exc, plan, header, row_offset=-1) from None
     data = plan.from_arrow(table)
     return Parsed(table.num_rows, data=data)
+
+
+def _names_columns(first_line: Sequence[str], plan: InputPlan) -> bool:
+    """Whether a CSV's first line is a header: it names a model column (by name), or holds
+    a value that is not a number (a model taking numbers by position)."""
+    if not plan.positional:
+        return any(name in plan.names for name in first_line)
+    for value in first_line:
+        try:
+            float(value)
+        except ValueError:
+            return True
+    return False
 
 
 # --- responses -----------------------------------------------------------------------------

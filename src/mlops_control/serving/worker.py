@@ -69,7 +69,8 @@ class Worker:
             observer = background = observer_mod.BackgroundObserver(observer)
         slot = ModelSlot(served)
         batcher = MicroBatcher(observer, self.config.max_batch_rows)
-        acceptor = Acceptor(self.listen, ScoringApp(slot, batcher),
+        app = ScoringApp(slot, batcher, headerless_csv=self.config.headerless_csv)
+        acceptor = Acceptor(self.listen, app,
                             Limits(self.config.max_body_bytes, self.config.keepalive_s))
         acceptor.start()
         await self._send({"op": "ready", "pid": os.getpid(), "model": served.model.describe()})
