@@ -43,8 +43,10 @@ ENDED_STATUSES = ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
 GLUE = {
     "resolve": FunctionSpec("deploy-resolve", "lambdas.deploy_steps.resolve",
                             "Deploy: check the version, mark it deploying, build the requests"),
+    # MLflow's read of the slice plus InvokeEndpoint's own 60 s limit.
     "check_smoke": FunctionSpec("deploy-check-smoke", "lambdas.deploy_steps.check_smoke",
-                                "Deploy: send the test slice to the endpoint, judge the answer"),
+                                "Deploy: send the test slice to the endpoint, judge the answer",
+                                timeout_s=120),
     "put_dashboards": FunctionSpec("deploy-dashboards", "lambdas.deploy_steps.put_dashboards",
                                    "Deploy: build and put the project's dashboards"),
     "finish": FunctionSpec("deploy-finish", "lambdas.deploy_steps.finish",

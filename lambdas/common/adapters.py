@@ -81,7 +81,9 @@ class ExecutionStarter:
         self.retire_arn = retire_arn
 
     def busy_stages(self, project: str, stages: frozenset[str]) -> frozenset[str]:
-        """Stages of ``project`` with a running execution: never start a second one."""
+        """Stages of ``project`` with a running execution: a cheap way not to start a second
+        one. It races (two callers can both see none running); the guarantee is the
+        endpoint lock the state machines take first (``lambdas/common/lock.py``)."""
         busy: set[str] = set()
         for arn in (self.deploy_arn, self.retire_arn):
             pages = self.sfn.get_paginator("list_executions").paginate(
