@@ -250,8 +250,9 @@ class InputPlan:
             if not isinstance(row, (list, tuple)):
                 raise SchemaError(f"row {first_row + i} is {shown(row)}, not a list of values")
             if len(row) != self.width:
+                what = f" ({_list(self.names)})" if self.names else " by position"
                 raise SchemaError(f"row {first_row + i} has {len(row)} values; the model takes "
-                                  f"{self.width} ({_list(self.names)})")
+                                  f"{self.width}{what}")
 
     def _diagnose_rows(self, rows: Sequence[Any], first_row: int) -> SchemaError:
         try:

@@ -151,7 +151,35 @@ def _part(data: Any, start: int, end: int) -> Any:
     return data[start:end]
 
 
+INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+"""What estimators raise on input they cannot take (wrong width, names, dtype or rank)."""
+MLFLOW_INPUT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
+
+
+def blames_the_input(item: Pending, exc: Exception) -> bool:
+    """Whether a model's exception is the request's fault (400) rather than the model's (500).
+
+    Only for models whose input nothing here could check (no signature, or one only MLflow
+    checks, such as an integer or 3-D tensor): their predict is the schema check, and it
+    answers bad input with a ValueError/TypeError/KeyError/IndexError, or an MlflowException
+    coded INVALID_PARAMETER_VALUE/BAD_REQUEST (which MLflow's server answers 400). Input
+    checked against a column or float-matrix signature reached the model well formed: an
+    exception then is a model bug, a 500 that the endpoint's 5xx alarm sees (MLflow's server
+    answers 400 for both, which would hide a broken model from the rollback alarms)."""
+    if item.served.plan.mode != "frame":
+        return False
+    code = getattr(exc, "error_code", None)
+    if code is not None and type(exc).__name__ == "MlflowException":
+        return str(code) in MLFLOW_INPUT_CODES
+    return isinstance(exc, INPUT_ERRORS)
+
+
 def _model_failed(item: Pending, exc: Exception) -> None:
+    if blames_the_input(item, exc):
+        item.reply(400, protocol.error_body(
+            protocol.INVALID_INPUT, "the model cannot take this input (it has no signature "
+            f"to check it against here): {type(exc).__name__}: {exc}"))
+        return
     logger.warning("model failed on a request", extra={
         "model": item.served.label, "rows": item.parsed.n_rows, "error": repr(exc)[:300]})
     item.reply(500, protocol.error_body(

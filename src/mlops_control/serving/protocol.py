@@ -232,6 +232,8 @@ def _frame(kind: str, payload: Any) -> Parsed:
             frame = pd.DataFrame(payload)
     except (ValueError, TypeError, KeyError) as exc:
         raise SchemaError(f"{kind} is not a valid table: {exc}") from None
+    if frame.empty and not len(frame):
+        raise SchemaError("the input has no rows")
     return Parsed(len(frame), data=frame)
 
 
