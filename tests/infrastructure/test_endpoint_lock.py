@@ -18,6 +18,7 @@ patched), with moto's DynamoDB behind the lock's real code.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -324,3 +325,16 @@ def test_every_end_of_a_deploy_or_retire_execution_reaches_the_ended_handler(syn
     assert machines == ["WorkflowsDeploy", "WorkflowsRetire"]  # logical ids less their hash
     [target] = rule["Targets"]
     assert target["Arn"]["Fn::GetAtt"][0].startswith("executionendedFunction")
+
+
+def test_a_lock_outlasts_the_longest_run_of_its_state_machine(synth):
+    """Else a slow but live execution could lose its lock to a second one."""
+    from lambdas.common import lock
+
+    stack = synth.templates[names.STACK_CONTROL]["Resources"]
+    for readable, kind in (("WorkflowsDeploy", "deploy"), ("WorkflowsRetire", "retire")):
+        [machine] = [r for lid, r in stack.items() if lid.startswith(readable)
+                     and r["Type"] == "AWS::StepFunctions::StateMachine"]
+        definition = json.dumps(machine["Properties"]["DefinitionString"])
+        timeout = int(re.search(r"TimeoutSeconds\W+(\d+)", definition).group(1))
+        assert timeout < lock.HOLD_S[kind] <= timeout + 3600, (kind, timeout)
