@@ -62,10 +62,105 @@ class EntryPoint:
                 raise ValueError(f"parameter {name!r} of entry point {self.name!r} has no value")
         return values
 
-    def argv(self, given: dict[str, Any]) -> list[str]:
-        """The command with parameters substituted, split into arguments (shell-quoted)."""
-        values = {k: shlex.quote(str(v)) for k, v in self.resolve(given).items()}
-        return shlex.split(self.command.format(**values))
+    def command_line(self, given: dict[str, Any]) -> str:
+        """The command exactly as ``mlflow run`` hands it to ``bash -c``: each value checked
+        against its type but substituted as given (MLflow converts nothing), shell-quoted."""
+        self.resolve(given)
+        values = {}
+        for name, parameter in self.parameters.items():
+            raw = given.get(name, parameter.default)
+            values[name] = shlex.quote(str(raw))
+        return self.command.format(**values)
+
+    def argv(self, given: dict[str, Any]) -> list[str] | None:
+        """The words bash would pass to the program, when the command is one simple command
+        (no pipes, redirections, expansions...); ``None`` means: run it through bash."""
+        return shell_words(self.command_line(given))
+
+
+# Unquoted, these make bash do more than split words: such commands run through bash itself.
+_SHELL_SYNTAX = set(";&|<>()`$*?[]{}\n\r")
+
+
+def shell_words(text: str) -> list[str] | None:
+    """Split ``text`` into words as bash does, or ``None`` if it uses any shell syntax beyond
+    quoting, escapes and backslash-newline continuations (then only bash can say)."""
+    text = text.rstrip(" \t\n")  # bash ignores trailing blank lines (a '|' block ends in one)
+    words: list[str] = []
+    current: list[str] = []
+    in_word = False
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= n:
+                return None
+            if text[i + 1] != "\n":  # backslash-newline is a continuation: removed
+                current.append(text[i + 1])
+                in_word = True
+            i += 2
+            continue
+        if c == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                return None
+            current.append(text[i + 1:end])
+            in_word, i = True, end + 1
+            continue
+        if c == '"':
+            in_word, i = True, i + 1
+            while True:
+                if i >= n or text[i] in "$`":
+                    return None
+                d = text[i]
+                if d == '"':
+                    i += 1
+                    break
+                if d == "\\" and i + 1 < n and text[i + 1] in '$`"\\\n':
+                    if text[i + 1] != "\n":
+                        current.append(text[i + 1])
+                    i += 2
+                    continue
+                current.append(d)
+                i += 1
+            continue
+        if c in " \t":
+            if in_word:
+                words.append("".join(current))
+                current, in_word = [], False
+            i += 1
+            continue
+        if c in _SHELL_SYNTAX or (not in_word and c in "~#") or (c == "=" and not words):
+            return None
+        current.append(c)
+        in_word, i = True, i + 1
+    if in_word:
+        words.append("".join(current))
+    return words or None
+
+
+def command_problems(command: str) -> list[str]:
+    """What would make ``bash -c <command>`` not run the one command its author meant."""
+    problems = []
+    lines = command.split("\n")
+    for number, line in enumerate(lines, start=1):
+        stripped = line.rstrip(" \t")
+        if stripped != line and stripped.endswith("\\") and number < len(lines):
+            problems.append(
+                f"command line {number} has spaces after its closing backslash, so bash does "
+                "not join it with the next line; remove the trailing spaces")
+        if number > 1 and line.lstrip().startswith("-") and not lines[number - 2].endswith("\\"):
+            problems.append(
+                f"command line {number} ({line.strip()[:30]!r}) continues the command, but "
+                f"line {number - 1} does not end with a backslash, so bash runs it as a "
+                f"separate command; end line {number - 1} with \\ or use a folded scalar (>)")
+    words = shell_words(command)
+    if words and any(w[:1] in (" ", "\t") for w in words[1:]):
+        problems.append(
+            "command has a backslash before a space ('\\ '), which bash reads as a literal "
+            "space, not a line continuation (a folded '>' YAML scalar joins lines with "
+            "spaces); drop the backslashes, or use a literal block '|'")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -151,4 +246,12 @@ def _entry_point(project: str, name: str, raw: Any) -> EntryPoint:
         raise ContractError(
             project, "MLproject", f"{where}: command uses {exc} which is not a declared parameter"
         ) from None
+    except ValueError as exc:
+        raise ContractError(
+            project, "MLproject",
+            f"{where}: command is not a valid template ({exc}); write {{{{ and }}}} for "
+            "literal braces") from None
+    problems = command_problems(command.format(**{p: "x" for p in parameters}))
+    if problems:
+        raise ContractError(project, "MLproject", f"{where}: " + "; ".join(problems))
     return EntryPoint(name=name, command=command, parameters=parameters)

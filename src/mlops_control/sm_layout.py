@@ -70,7 +70,17 @@ class MLRoot:
                 channel.mkdir()
                 (channel / channel_source.name).symlink_to(channel_source.resolve())
 
-    def write_failure(self, reason: str) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        # SageMaker shows the first 1024 characters as the job's FailureReason.
-        self.failure_file.write_text(reason[:4096])
+    def write_failure(self, reason: str) -> bool:
+        """Write the failure reason; if the output folder is not writable, say so on stderr
+        (which SageMaker keeps in CloudWatch) rather than fail while reporting a failure."""
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            # SageMaker shows the first 1024 characters as the job's FailureReason.
+            self.failure_file.write_text(reason[:4096])
+            return True
+        except OSError as exc:
+            import sys
+
+            print(f"[train] cannot write {self.failure_file} ({exc.strerror}); failure: "
+                  f"{reason}", file=sys.stderr, flush=True)
+            return False

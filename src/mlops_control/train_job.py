@@ -78,7 +78,8 @@ def run(ml_root: MLRoot) -> TrainingResult:
     # Validation runs before anything touches the tracking server.
     valid = contract.validate(project_dir)
     entry_point = valid.spec.entry_point(entry_point_name)
-    argv = entry_point.argv(params)
+    command_line = entry_point.command_line(params)
+    _check_writable(ml_root)
 
     test_env = os.environ.get(names.ENV_TEST_ENV, "").lower() == "true"
     _progress(f"training {project_name} ({'test slice' if test_env else 'full data'}"
@@ -113,7 +114,7 @@ def run(ml_root: MLRoot) -> TrainingResult:
     capture = DataCapture()
     try:
         with _run_context(run_id, project_dir, project_name):
-            _run_entry_point(argv, project_dir, capture)
+            _run_entry_point(command_line, project_dir, capture)
     except BaseException:
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, "FAILED")
@@ -126,11 +127,13 @@ def run(ml_root: MLRoot) -> TrainingResult:
                             metrics=dict(finished.data.metrics))
     # Before the promotion gate can start a deployment that compares live data with them.
     _log_training_stats(client, run_id, project_dir, capture)
-    versions = client.search_model_versions(f"run_id='{run_id}'")
+    versions = _check_registrations(client, run_id, project_name, entry_point.command,
+                                    register_wanted=not test_env,
+                                    started_ms=run_obj.info.start_time)
     for version in versions:
         for key, value in lineage.items():
-            client.set_model_version_tag(project_name, version.version, key, value)
-        result.versions.append(str(version.version))
+            client.set_model_version_tag(project_name, version, key, value)
+        result.versions.append(version)
     _promote(client, project_dir, project_name, result)
     _export_model(mlflow, run_id, experiment_id, ml_root.model_dir)
     result.seconds = round(time.monotonic() - started, 3)
@@ -212,8 +215,77 @@ def _run_context(run_id: str, project_dir: Path, project: str) -> Iterator[None]
                 os.environ[key] = value
 
 
-def _run_entry_point(argv: list[str], project_dir: Path,
+def _check_writable(ml_root: MLRoot) -> None:
+    """Fail before training, not after registering, when the job cannot write its outputs
+    (on SageMaker /opt/ml is mounted at run time, owned by root)."""
+    for folder in (ml_root.model_dir, ml_root.output_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ControlCentreError(
+                f"cannot write {folder} ({exc.strerror}) as uid {os.getuid()}: the training "
+                "image must run as a user that can write the mounted /opt/ml (it runs as root; "
+                "see docs/aws.md)") from None
+
+
+def _check_registrations(client: Any, run_id: str, project: str, command: str,
+                         register_wanted: bool, started_ms: int) -> list[str]:
+    """The versions this run registered under the project's name, after checking the script
+    did what was asked: a version under another name, or one registered although TEST_ENV
+    asked for none, is deleted (a stray must never deploy or puzzle anyone) and the job fails
+    saying what to change; so does a script that was asked to register and did not."""
+    script = command.split()[1] if len(command.split()) > 1 else "the entry point"
+    created = client.search_model_versions(f"run_id='{run_id}'")
+    ours = [str(v.version) for v in created if v.name == project]
+    stray = [v for v in created if v.name != project]
+    if not register_wanted:
+        stray += [v for v in created if v.name == project]
+    problems = []
+    for version in stray:
+        removed = _remove_stray(client, version.name, str(version.version), started_ms)
+        if version.name != project:
+            problems.append(
+                f"{script} registered version {version.version} of {version.name!r}, not of "
+                f"{project!r} ({removed}); register under the project's name: "
+                f"registered_model_name={project!r}")
+        else:
+            problems.append(
+                f"{script} registered version {version.version} of {project!r} although "
+                f"{names.ENV_TEST_ENV}=True asked it not to ({removed}); pass "
+                f"registered_model_name=None when os.environ['{names.ENV_TEST_ENV}'] is 'True'")
+    if register_wanted and not ours and not problems:
+        problems.append(
+            f"{script} finished without registering a version of {project!r}; pass "
+            f"registered_model_name={project!r} to mlflow.<flavor>.log_model(...)")
+    if problems:
+        raise ControlCentreError("; ".join(problems))
+    return ours
+
+
+def _remove_stray(client: Any, name: str, version: str, started_ms: int) -> str:
+    try:
+        client.delete_model_version(name, version)
+        model = client.get_registered_model(name)
+        # A registered model the stray itself created, now empty, goes too.
+        if model.creation_timestamp >= started_ms and not client.search_model_versions(
+                f"name='{name}'"):
+            client.delete_registered_model(name)
+            return "deleted it and the model it created"
+    except Exception as exc:
+        return f"could not delete it ({type(exc).__name__}: {exc}); delete it by hand"
+    return "deleted it"
+
+
+def _run_entry_point(command_line: str, project_dir: Path,
                      capture: DataCapture | None = None) -> None:
+    """Run the command as ``mlflow run`` does (``bash -c``); one simple ``python x.py ...``
+    command runs in this process instead, with exactly the words bash would give it."""
+    from mlops_control.mlproject import shell_words
+
+    argv = shell_words(command_line) or []
     if len(argv) >= 2 and Path(argv[0]).name.startswith("python") and argv[1].endswith(".py"):
         script = project_dir / argv[1]
         sys.argv[:] = [str(script), *argv[2:]]
@@ -230,9 +302,15 @@ def _run_entry_point(argv: list[str], project_dir: Path,
             if exc.code not in (None, 0):
                 raise ControlCentreError(f"{argv[1]} exited with status {exc.code}") from None
         return
-    completed = subprocess.run(argv, cwd=project_dir, check=False)
+    # ``python`` in the command is this job's interpreter, as in MLflow's activated env.
+    env = {**os.environ, "PATH": os.pathsep.join(
+        [str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    completed = subprocess.run(["bash", "-c", command_line], cwd=project_dir, env=env,
+                               check=False)
     if completed.returncode != 0:
-        raise ControlCentreError(f"{' '.join(argv)} exited with status {completed.returncode}")
+        raise ControlCentreError(
+            f"the entry point command exited with status {completed.returncode}: "
+            f"{command_line.strip()}")
 
 
 def _export_model(mlflow: Any, run_id: str, experiment_id: str, model_dir: Path) -> None:
