@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_control import local_models, names, procs
+from mlops_control import local_models, model_env, names, procs
 from mlops_control.errors import ControlCentreError
 from mlops_control.monitoring import store as metrics_store
 from mlops_control.ports import PortBook
@@ -46,6 +47,8 @@ class EndpointRecord:
     port: int
     version: str
     model_dir: str
+    python: str = ""
+    """The interpreter the endpoint process runs (the model's own virtualenv, or ours)."""
 
 
 class LocalBackend:
@@ -99,12 +102,15 @@ class LocalBackend:
     def deploy(self, target: DeployTarget) -> None:
         with self._lock:
             model_dir = self._download(target)
+            python = self._python(target, model_dir)
             payload = target.smoke_payload or _input_example(model_dir)
             live = self._live_record(target.endpoint)
             if live is None:
-                self._start_endpoint(target, model_dir, payload)
+                self._start_endpoint(target, model_dir, payload, python)
+            elif (live.python or sys.executable) != python:
+                self._restart_in(live, target, model_dir, payload, python)
             else:
-                self._replace(live, target, model_dir, payload)
+                self._replace(live, target, model_dir, payload, python)
 
     def retire(self, project: str, stage: str) -> None:
         endpoint = names.endpoint_name(project, stage)
@@ -151,14 +157,27 @@ class LocalBackend:
         except Exception as exc:  # any failure to fetch is a failed deployment, not a crash
             raise DeploymentFailed(f"could not download the model: {exc}") from exc
 
+    def _python(self, target: DeployTarget, model_dir: Path) -> str:
+        """The interpreter for the model: ours, or its own virtualenv (built the first time,
+        with pip's lines in the control centre's log)."""
+        def progress(line: str) -> None:
+            logger.info(line, extra={"endpoint": target.endpoint})
+
+        try:
+            return model_env.python_for(model_dir, self.settings.state_dir / "envs",
+                                        f"{target.project}/{target.version}", progress)
+        except ControlCentreError as exc:
+            raise DeploymentFailed(f"could not build the model's environment: {exc}") from None
+
     def _live_record(self, endpoint: str) -> EndpointRecord | None:
         file = self._record_file(endpoint)
         if not file.exists() or not self.running(endpoint):
             return None
         return EndpointRecord(**json.loads(file.read_text()))
 
-    def _serve_argv(self, port: int, control_socket: Path | None) -> list[str]:
-        argv = [sys.executable, "-m", "mlops_control.container", "serve",
+    def _serve_argv(self, port: int, control_socket: Path | None,
+                    python: str = sys.executable) -> list[str]:
+        argv = [python, "-m", "mlops_control.container", "serve",
                 "--host", "127.0.0.1", "--port", str(port)]
         if self.workers:
             argv += ["--workers", str(self.workers)]
@@ -181,7 +200,8 @@ class LocalBackend:
         return env
 
     def _start_endpoint(self, target: DeployTarget, model_dir: Path,
-                        payload: dict[str, Any] | None) -> None:
+                        payload: dict[str, Any] | None, python: str = sys.executable,
+                        smoke: bool = True) -> None:
         port = self.ports.port(target.project, target.stage)
         if procs.port_in_use(port):
             raise DeploymentFailed(
@@ -191,22 +211,40 @@ class LocalBackend:
         sock.unlink(missing_ok=True)
         root = self.settings.run_dir / "roots" / target.endpoint
         managed = self._managed(target.endpoint)
-        proc = managed.start(self._serve_argv(port, sock),
+        proc = managed.start(self._serve_argv(port, sock, python),
                              env=self._serve_env(root, model_dir, target))
         try:
             self._await_healthy(f"http://127.0.0.1:{port}", proc, managed.log_file)
-            self._smoke(f"http://127.0.0.1:{port}", payload)
+            if smoke:
+                self._smoke(f"http://127.0.0.1:{port}", payload)
         except DeploymentFailed:
             managed.stop()
             raise
         self._save(EndpointRecord(target.endpoint, target.project, target.stage, port,
-                                  target.version, str(model_dir)))
+                                  target.version, str(model_dir), python))
         logger.info("endpoint started", extra={"endpoint": target.endpoint, "port": port,
                                                "version": target.version})
 
+    def _restart_in(self, live: EndpointRecord, target: DeployTarget, model_dir: Path,
+                    payload: dict[str, Any] | None, python: str) -> None:
+        """A version needing another interpreter than the live process runs cannot be swapped
+        in: once it passed its candidate check, the endpoint restarts in the new environment
+        (a short gap, unlike a swap); if that start fails the previous version comes back."""
+        self._candidate_check(target, model_dir, payload, python)
+        self._managed(live.endpoint).stop()
+        try:
+            self._start_endpoint(target, model_dir, payload, python)
+        except DeploymentFailed:
+            previous = DeployTarget(project=live.project, stage=live.stage,
+                                    version=live.version, endpoint=live.endpoint,
+                                    run_id=None, smoke_payload=None)
+            self._start_endpoint(previous, Path(live.model_dir), None,
+                                 live.python or sys.executable, smoke=False)
+            raise
+
     def _replace(self, live: EndpointRecord, target: DeployTarget, model_dir: Path,
-                 payload: dict[str, Any] | None) -> None:
-        self._candidate_check(target, model_dir, payload)
+                 payload: dict[str, Any] | None, python: str = sys.executable) -> None:
+        self._candidate_check(target, model_dir, payload, python)
         answer = control(self._socket(live.endpoint), {
             "action": "swap", "model_dir": str(model_dir), "name": target.project,
             "version": target.version}, timeout=SWAP_TIMEOUT_S)
@@ -222,12 +260,12 @@ class LocalBackend:
                                                 "version": target.version})
 
     def _candidate_check(self, target: DeployTarget, model_dir: Path,
-                         payload: dict[str, Any] | None) -> None:
+                         payload: dict[str, Any] | None, python: str = sys.executable) -> None:
         port = procs.free_port()
         name = f"{target.endpoint}-candidate"
         managed = self._managed(name)
         root = self.settings.run_dir / "roots" / name
-        proc = managed.start([*self._serve_argv(port, None), "--workers", "1"],
+        proc = managed.start([*self._serve_argv(port, None, python), "--workers", "1"],
                              env=self._serve_env(root, model_dir, target))
         try:
             self._await_healthy(f"http://127.0.0.1:{port}", proc, managed.log_file)
@@ -240,7 +278,8 @@ class LocalBackend:
             procs.wait_http(f"{url}/ping", START_TIMEOUT_S, alive=lambda: proc.poll() is None,
                             what="model server")
         except (RuntimeError, TimeoutError) as exc:
-            raise DeploymentFailed(f"the model did not start: {exc}; {_tail(log_file)}") from None
+            raise DeploymentFailed(f"the model did not start: {_cause(log_file) or exc}; "
+                                   f"{_tail(log_file)}") from None
 
     def _smoke(self, url: str, payload: dict[str, Any] | None) -> None:
         if payload is None:
@@ -288,6 +327,18 @@ def _input_example(model_dir: Path) -> dict[str, Any] | None:
         payload: dict[str, Any] = json.loads(example.read_text())
         return payload
     return None
+
+
+def _cause(log_file: Path) -> str | None:
+    """The last exception line a dead server logged, e.g. ``ModuleNotFoundError: No module
+    named 'lightgbm'``: the reason a user needs, which may sit above the last few lines."""
+    try:
+        text = log_file.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    found = [m.group(0) for line in text
+             if (m := re.search(r"\b[A-Z]\w*(Error|Exception): .+", line))]
+    return found[-1].strip().rstrip('"}') if found else None
 
 
 def _tail(log_file: Path, lines: int = 5) -> str:
