@@ -318,3 +318,55 @@ def test_a_mixed_type_model_answers_every_request_under_concurrent_load(shelf, t
         counts, errors = hammer(server, [json.dumps(body).encode()], seconds=3, clients=8)
     figures.record("fuzz.scoring_http", mixed_model_requests=sum(counts.values()))
     assert errors == [] and set(counts) == {(0, 200)}, (counts, errors[:3])
+
+
+@pytest.fixture(scope="module", params=["unsigned", "tensor"])
+def unchecked_server(request: pytest.FixtureRequest, shelf: Shelf,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Models without a column signature: no signature at all, or one float tensor."""
+    saved = shelf.unsigned() if request.param == "unsigned" else shelf.tensor()
+    with serving(saved.path, tmp_path_factory.mktemp(f"fuzz-{request.param}"), workers=1,
+                 env={"MLOPS_SERVING_MAX_BODY_BYTES": str(MAX_BODY)}) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def generic_strategy() -> Any:
+    schema = schemathesis.openapi.from_dict(yaml.safe_load(OPENAPI.read_text()))
+    return st.one_of([operation.ok().as_strategy(generation_mode=mode)
+                      for operation in schema.get_all_operations()
+                      for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)])
+
+
+rows = st.lists(st.lists(st.one_of(st.integers(-5, 5), st.floats(allow_nan=False),
+                                   st.text(max_size=3), st.none(), st.booleans()),
+                         max_size=6), max_size=4)
+payloads = st.one_of(
+    rows.map(lambda r: {"instances": r}), rows.map(lambda r: {"inputs": r}),
+    rows.map(lambda r: {"dataframe_split": {"data": r}}),
+    st.tuples(st.lists(st.text(max_size=4), max_size=6), rows).map(
+        lambda cr: {"dataframe_split": {"columns": cr[0], "data": cr[1]}}),
+    st.dictionaries(st.text(max_size=4), st.integers() | st.text(max_size=3), max_size=4)
+    .map(lambda r: {"dataframe_records": [r]}))
+
+
+@settings(max_examples=figures.examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.filter_too_much, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_models_without_a_column_signature_never_get_a_server_error(unchecked_server,
+                                                                     generic_strategy, data):
+    """Issue 13.6: every bad request to such a model is a 4xx naming the problem."""
+    if data.draw(st.booleans()):
+        case = data.draw(generic_strategy)
+        response = case.call(base_url=unchecked_server.url, timeout=30)
+        status, content = response.status_code, response.content
+    else:
+        status, answer = unchecked_server.post(data.draw(payloads))
+        content = json.dumps(answer).encode()
+        if status >= 400:
+            assert answer["message"], answer
+    figures.add(KEY, "unchecked_model_requests")
+    # Stricter than assert_no_server_error: not even MODEL_ERROR, since nothing could check
+    # this input before the model did (its ValueError is the input's fault).
+    assert status < 500, (status, content[:300])
