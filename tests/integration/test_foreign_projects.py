@@ -1,0 +1,148 @@
+"""Projects written as MLflow's own examples are (multi-line commands), and scripts that do not
+register as asked, trained through the real path against a real MLflow server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_control import local_training, names
+from mlops_control.sm_layout import MLRoot
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+
+# MLflow's examples/sklearn_elasticnet_wine style: a literal block with backslash continuations.
+MLPROJECT = """name: {name}
+
+python_env: python_env.yaml
+
+entry_points:
+  main:
+    parameters:
+      alpha: {{type: float, default: 0.5}}
+      l1_ratio: {{type: float, default: 0.1}}
+    command: |
+      python train.py \\
+        --alpha {{alpha}} \\
+        --l1-ratio {{l1_ratio}}
+"""
+PYTHON_ENV = "python: '3.11'\ndependencies:\n  - mlflow==3.17.2\n  - scikit-learn==1.9.1\n"
+DATA = """import os
+from sklearn.datasets import load_diabetes
+
+
+def get_data():
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    if os.environ.get("TEST_ENV", "").lower() == "true":
+        return X.head(30), y.head(30)
+    return X, y
+"""
+TRAIN = """import argparse, os
+import mlflow, mlflow.sklearn
+from sklearn.linear_model import ElasticNet
+from data import get_data
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--alpha", type=float, required=True)
+parser.add_argument("--l1-ratio", type=float, required=True)
+args = parser.parse_args()
+test_env = os.environ.get("TEST_ENV", "").lower() == "true"
+X, y = get_data()
+with mlflow.start_run():
+    model = ElasticNet(alpha=args.alpha, l1_ratio=args.l1_ratio).fit(X, y)
+    mlflow.log_params({{"alpha": args.alpha, "l1_ratio": args.l1_ratio}})
+    mlflow.log_metric("r2", model.score(X, y))
+    mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn==1.9.1"],
+                             registered_model_name={registered})
+"""
+
+
+def write_project(root: Path, name: str, registered: str) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "MLproject").write_text(MLPROJECT.format(name=name))
+    (folder / "python_env.yaml").write_text(PYTHON_ENV)
+    (folder / "data.py").write_text(DATA)
+    (folder / "train.py").write_text(TRAIN.format(registered=registered))
+    return folder
+
+
+def train(tmp_path: Path, server, name: str, register: bool = True):
+    settings = make_settings(tmp_path / "state", projects_dir=tmp_path / "projects")
+    return local_training.run(settings, server.url, local_training.LocalTrainingJob(
+        project=name, register=register, params={"alpha": "0.3"}), quiet=True)
+
+
+def test_a_multi_line_command_with_continuations_trains_and_registers(tmp_path, mlflow_server):
+    write_project(tmp_path / "projects", "wine-elasticnet", "None if test_env else "
+                  "'wine-elasticnet'")
+    result = train(tmp_path, mlflow_server, "wine-elasticnet")
+    assert len(result["versions"]) == 1
+    run = mlflow_server.client.get_run(result["run_id"])
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params == {"alpha": "0.3", "l1_ratio": "0.1"}
+
+
+def test_a_script_registering_under_another_name_fails_and_leaves_no_stray(tmp_path,
+                                                                          mlflow_server):
+    write_project(tmp_path / "projects", "misnamed", "'someone-else'")
+    with pytest.raises(local_training.TrainingFailed) as err:
+        train(tmp_path, mlflow_server, "misnamed")
+    assert ("train.py registered version 1 of 'someone-else', not of 'misnamed' (deleted it "
+            "and the model it created); register under the project's name: "
+            "registered_model_name='misnamed'") in err.value.reason
+    assert "Traceback" not in err.value.reason
+    assert "someone-else" not in mlflow_server.client.registered_model_names()
+
+
+def test_register_true_with_a_script_that_never_registers_fails(tmp_path, mlflow_server):
+    write_project(tmp_path / "projects", "never-registers", "None")
+    with pytest.raises(local_training.TrainingFailed) as err:
+        train(tmp_path, mlflow_server, "never-registers")
+    assert ("train.py finished without registering a version of 'never-registers'; pass "
+            "registered_model_name='never-registers'") in err.value.reason
+
+
+def test_register_false_with_a_script_ignoring_test_env_fails_and_deletes_it(tmp_path,
+                                                                           mlflow_server):
+    write_project(tmp_path / "projects", "ignores-test-env", "'ignores-test-env'")
+    with pytest.raises(local_training.TrainingFailed) as err:
+        train(tmp_path, mlflow_server, "ignores-test-env", register=False)
+    assert ("registered version 1 of 'ignores-test-env' although TEST_ENV=True asked it not "
+            "to (deleted it and the model it created)") in err.value.reason
+    assert "ignores-test-env" not in mlflow_server.client.registered_model_names()
+
+
+def test_a_job_that_cannot_write_the_model_folder_fails_before_training_and_says_why(
+        tmp_path, mlflow_server):
+    # What a non-root image USER meets on SageMaker (/opt/ml mounted owned by root). These
+    # tests run as root, whom permissions do not stop, so the model folder is made
+    # unwritable for anyone: a file stands where the folder should be.
+    write_project(tmp_path / "projects", "unwritable", "'unwritable'")
+    ml_root = MLRoot(tmp_path / "ml")
+    ml_root.prepare_training({"project": "unwritable"})
+    ml_root.model_dir.rmdir()
+    ml_root.model_dir.write_text("not a folder")
+    env = {**os.environ, names.ENV_ML_ROOT: str(ml_root.root),
+           names.ENV_PROJECTS_DIR: str(tmp_path / "projects"),
+           "MLFLOW_TRACKING_URI": mlflow_server.url, "TEST_ENV": "False"}
+    completed = subprocess.run([sys.executable, "-m", "mlops_control.container", "train"],
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    failure = ml_root.failure_file.read_text()
+    assert failure.startswith(f"cannot write {ml_root.model_dir} (File exists) as uid ")
+    assert "the training image must run as a user that can write" in failure
+    assert "unwritable" not in mlflow_server.client.registered_model_names()
+
+
+def test_a_failure_is_still_reported_when_the_output_folder_is_not_writable(tmp_path, capsys):
+    ml_root = MLRoot(tmp_path / "ml")
+    ml_root.root.mkdir()
+    (ml_root.root / "output").write_text("not a folder")
+    assert ml_root.write_failure("training failed: boom") is False
+    assert "failure: training failed: boom" in capsys.readouterr().err
