@@ -14,7 +14,8 @@ register ?= True
 model ?= $(project)
 inference_input ?=
 inference_output ?=
-port ?= 5050
+# Empty: the endpoint port comes from MLOPS_ENDPOINT_PORT, else 5050 (port=... wins over both).
+port ?=
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> creating $(VENV) and installing (first run takes a few minutes)"
@@ -66,12 +67,12 @@ local-training: venv ## Re-run an MLflow project locally and optionally register
 	@$(MLOPS) train $(project) $(if $(filter True true 1 yes,$(register)),--register,--no-register)
 
 .PHONY: local-deployment
-local-deployment: venv ## Serve a model on port 5050 (blocking). Example: make local-deployment model=test-project (or model=test-project/3)
-	@$(MLOPS) serve $(model) --port $(port)
+local-deployment: venv ## Serve a model on port=, else MLOPS_ENDPOINT_PORT, else 5050 (blocking). Example: make local-deployment model=test-project (or model=test-project/3)
+	@$(MLOPS) serve $(model) $(if $(port),--port $(port))
 
 .PHONY: local-deployment-test
 local-deployment-test: venv ## Send a test request to the local endpoint and print the answer. Example: make local-deployment-test
-	@$(MLOPS) predict --port $(port) --project $(project)
+	@$(MLOPS) predict $(if $(port),--port $(port)) --project $(project)
 
 .PHONY: local-batch-inference
 local-batch-inference: venv ## Score a CSV with a registered model. Example: make local-batch-inference model=test-project/latest inference_input=in.csv inference_output=out.csv

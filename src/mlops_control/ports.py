@@ -28,6 +28,33 @@ class PortBook:
             return data
         return {"projects": [], "stages": list(names.STAGE_PORTS)}
 
+    def projects(self) -> list[str]:
+        """The projects with ports, in the order they were first deployed."""
+        with self._lock:
+            return list(self._load()["projects"])
+
+    def preview(self, project: str | None, stage: str) -> int:
+        """The port ``stage`` of ``project`` has, or would get, without booking anything
+        (``None``: the next project deployed). Banners use it: booking a placeholder would
+        shift every real project's ports."""
+        with self._lock:
+            book = self._load()
+        projects, stages = book["projects"], book["stages"]
+        index = projects.index(project) if project in projects else len(projects)
+        offset = stages.index(stage) if stage in stages else len(stages)
+        return self.base + PROJECT_STRIDE * index + offset
+
+    def describe(self, stages: list[str]) -> str:
+        """Where each known project's stages serve, or where the first project deployed will,
+        e.g. ``test-project: production on :5050, staging on :5051``."""
+        def line(project: str | None) -> str:
+            return ", ".join(f"{s} on :{self.preview(project, s)}" for s in stages)
+
+        known = self.projects()
+        if not known:
+            return f"first project deployed: {line(None)}"
+        return "; ".join(f"{p}: {line(p)}" for p in known)
+
     def port(self, project: str, stage: str) -> int:
         with self._lock:
             book = self._load()
