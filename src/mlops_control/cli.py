@@ -48,7 +48,8 @@ def tracking_uri(settings: settings_mod.Settings, start: bool = True) -> str:
         raise ControlCentreError(
             "no MLflow server: start one with `make mlflow-server` or set MLFLOW_TRACKING_URI"
         )
-    say(f"starting the local MLflow server on {server.url} ...")
+    say(f"starting the local MLflow server on {server.url} in the background; it keeps "
+        "running after this command (stop it with `make mlflow-server-rm`) ...")
     return server.start()
 
 
@@ -71,7 +72,10 @@ def validate(
     for name in chosen:
         folder = Path(name) if "/" in name else settings.projects_dir / name
         try:
-            valid = contract.validate(folder)
+            # Every problem at once; imports are checked in this interpreter when it is the
+            # one the project trains with (MLOPS_ENV_MANAGER=local).
+            valid = contract.validate(folder, strict=True,
+                                      importable_here=settings.env_manager == "local")
         except ControlCentreError as exc:
             failed += 1
             typer.secho(f"✗ {exc}", fg=typer.colors.RED, err=True)
@@ -120,28 +124,36 @@ def train(
 @app.command()
 def serve(
     model: Annotated[str, typer.Argument(help="<name>, <name>/latest or <name>/<version>")],
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5050,
+    port: Annotated[int | None, typer.Option(
+        help="port to listen on (default: MLOPS_ENDPOINT_PORT, else 5050)")] = None,
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     workers: Annotated[int | None, typer.Option(help="worker processes (default: one per core)")]
     = None,
 ) -> None:
     """Serve a registered model (blocking; Ctrl-C stops it)."""
-    from mlops_control import local_models
+    from mlops_control import local_models, model_env
     from mlops_control.registry import RegistryClient
     from mlops_control.serving import server
 
     settings = _settings()
+    port = settings.endpoint_base_port if port is None else port
     client = RegistryClient.from_env(tracking_uri(settings))
     name, version = local_models.resolve(client, model)
     model_dir = local_models.download(client, settings.models_dir, name, version)
+    python = model_env.python_for(model_dir, settings.state_dir / "envs", f"{name}/{version}")
     say(f"serving {name} version {version} on http://{host}:{port} "
         "(POST /invocations, GET /ping; Ctrl-C stops)")
+    if python != sys.executable:  # the model's own virtualenv (MLOPS_SERVING_ENV_MANAGER)
+        argv = [python, "-m", "mlops_control.serving", str(model_dir), "--host", host,
+                "--port", str(port), "--name", name, "--version", version]
+        os.execv(python, argv + (["--workers", str(workers)] if workers else []))
     server.run(model_dir, host=host, port=port, workers=workers, name=name, version=version)
 
 
 @app.command()
 def predict(
-    port: Annotated[int, typer.Option(help="local endpoint port")] = 5050,
+    port: Annotated[int | None, typer.Option(
+        help="local endpoint port (default: MLOPS_ENDPOINT_PORT, else 5050)")] = None,
     project: Annotated[str, typer.Option(help="project whose test slice is sent")]
     = "test-project",
     rows: Annotated[int, typer.Option(help="how many rows of the test slice to send")] = 5,
@@ -152,10 +164,9 @@ def predict(
     from mlops_control import contract
 
     settings = _settings()
+    port = settings.endpoint_base_port if port is None else port
     valid = contract.validate(settings.projects_dir / project)
-    X = valid.X_test.head(rows)
-    body = json.dumps({"dataframe_split": {"columns": list(X.columns),
-                                           "data": X.values.tolist()}}).encode()
+    body = json.dumps(test_request(valid.X_test, rows)).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
                                      headers={"Content-Type": "application/json"})
     try:
@@ -166,6 +177,19 @@ def predict(
             f"no answer from http://127.0.0.1:{port}/invocations ({exc}); start an endpoint "
             "with `make local-deployment`"
         ) from None
+
+
+def test_request(X: Any, rows: int) -> dict[str, Any]:
+    """The first ``rows`` of a project's test slice as an /invocations body: a DataFrame as
+    ``dataframe_split``; a numpy matrix (a tensor signature) as ``instances``, one list per
+    row, which is what MLflow's server takes for tensor inputs."""
+    if hasattr(X, "to_dict"):
+        split = X.head(rows).to_dict(orient="split")
+        split.pop("index", None)
+        return {"dataframe_split": split}
+    import numpy as np
+
+    return {"instances": np.asarray(X)[:rows].tolist()}
 
 
 @app.command()
@@ -241,12 +265,12 @@ def up(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         centre.start()
-        ports = ", ".join(f"{s} on :{centre.backend.ports.port('<project>', s)}"
-                          for s in sorted(centre.stages, key=lambda x: x != "production"))
+        stages = sorted(centre.stages, key=lambda x: (x != "production", x))
+        ports = centre.backend.ports.describe(stages)
         say(f"control centre up. MLflow UI: {uri}  |  webhooks: {centre.receiver.url}  |  "
             f"inbox: {settings.inbox_dir}/<project>/  |  status: "
             f"http://127.0.0.1:{centre.receiver.port}/status")
-        say(f"endpoints (first project): {ports}. Ctrl-C stops everything.")
+        say(f"endpoints: {ports}. Ctrl-C stops everything.")
         while not stop.wait(0.5):
             pass
     except KeyboardInterrupt:

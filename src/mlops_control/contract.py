@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlops_control import mlproject, names
-from mlops_control.errors import ContractError
+from mlops_control import mlproject, names, project_checks
+from mlops_control.errors import ContractError, ControlCentreError
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,55 @@ def check_name(name: str) -> None:
         )
 
 
-def validate(project_dir: Path) -> ValidProject:
+class ContractProblems(ContractError):
+    """Several contract problems, reported together so one run of validate shows them all."""
+
+    def __init__(self, project: str, problems: list[ContractError]) -> None:
+        self.problems = problems
+        ControlCentreError.__init__(self, f"project {project!r}: {len(problems)} problems:\n"
+                                    + "\n".join(f"  - {p.file}: {p.problem}" for p in problems))
+        self.project, self.file = project, problems[0].file
+        self.problem = "; ".join(p.problem for p in problems)
+
+
+def validate(project_dir: Path, strict: bool = False,
+             importable_here: bool = False) -> ValidProject:
     """Check ``project_dir`` against the contract; raise :class:`ContractError` naming the
-    project, the file and the problem."""
+    project, the file and the problem (:class:`ContractProblems` when there are several).
+
+    ``strict`` (``mlops validate``) adds what a run would only show later: imports the
+    declared environment does not install, and a registered name other than the project's;
+    ``importable_here`` also checks every import resolves in this interpreter."""
     project_dir = Path(project_dir).resolve()
     name = project_dir.name
     if not project_dir.is_dir():
         raise ContractError(name, str(project_dir), "is not a folder")
-    check_name(name)
-    spec = mlproject.load(project_dir)
-    get_data = _load_get_data(name, project_dir)
-    X, y = _call_get_data(name, get_data, project_dir)
+    problems: list[ContractError] = []
+    spec = None
+    try:
+        check_name(name)
+    except ContractError as exc:
+        problems.append(exc)
+    try:
+        spec = mlproject.load(project_dir)
+    except ContractError as exc:
+        problems.append(exc)
+    if spec is not None:
+        problems += project_checks.script_problems(spec)
+        if strict:
+            problems += project_checks.registration_problems(spec)
+            problems += project_checks.import_problems(spec, importable_here)
+    X = y = None
+    try:
+        get_data = _load_get_data(name, project_dir)
+        X, y = _call_get_data(name, get_data, project_dir)
+    except ContractError as exc:
+        problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ContractProblems(name, problems)
+    assert spec is not None
     return ValidProject(name=name, path=project_dir, spec=spec, X_test=X, y_test=y)
 
 

@@ -43,6 +43,8 @@ class EntryPoint:
     name: str
     command: str
     parameters: dict[str, Parameter] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """What would make bash not run the command as meant (the contract reports them)."""
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Typed values for every parameter: the given ones, else the defaults."""
@@ -139,8 +141,9 @@ def shell_words(text: str) -> list[str] | None:
     return words or None
 
 
-def command_problems(command: str) -> list[str]:
-    """What would make ``bash -c <command>`` not run the one command its author meant."""
+def command_problems(command: str, substituted: str | None = None) -> list[str]:
+    """What would make ``bash -c <command>`` not run the one command its author meant
+    (``substituted``: the command with its placeholders filled in)."""
     problems = []
     lines = command.split("\n")
     for number, line in enumerate(lines, start=1):
@@ -154,7 +157,7 @@ def command_problems(command: str) -> list[str]:
                 f"command line {number} ({line.strip()[:30]!r}) continues the command, but "
                 f"line {number - 1} does not end with a backslash, so bash runs it as a "
                 f"separate command; end line {number - 1} with \\ or use a folded scalar (>)")
-    words = shell_words(command)
+    words = shell_words(command if substituted is None else substituted)
     if words and any(w[:1] in (" ", "\t") for w in words[1:]):
         problems.append(
             "command has a backslash before a space ('\\ '), which bash reads as a literal "
@@ -251,7 +254,6 @@ def _entry_point(project: str, name: str, raw: Any) -> EntryPoint:
             project, "MLproject",
             f"{where}: command is not a valid template ({exc}); write {{{{ and }}}} for "
             "literal braces") from None
-    problems = command_problems(command.format(**{p: "x" for p in parameters}))
-    if problems:
-        raise ContractError(project, "MLproject", f"{where}: " + "; ".join(problems))
-    return EntryPoint(name=name, command=command, parameters=parameters)
+    problems = command_problems(command, command.format(**{p: "x" for p in parameters}))
+    return EntryPoint(name=name, command=command, parameters=parameters,
+                      problems=tuple(f"{where}: {p}" for p in problems))
