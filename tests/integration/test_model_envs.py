@@ -6,17 +6,19 @@ with the real cause while the previous version keeps serving."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from mlops_control import model_env, names
+from mlops_control import model_env, names, procs
 from mlops_control.backends.local import LocalBackend
 from mlops_control.registry import RegistryClient
 from mlops_control.steps.backend import DeploymentFailed, DeployTarget
-from tests.conftest import make_settings
+from tests.conftest import REPO, make_settings
 from tests.live import free_block
 from tests.models import split_request
 from tests.registered_models import fresh_name, register_folder, save_unidecode_model
@@ -133,3 +135,40 @@ def test_an_unknown_manager_is_refused_naming_the_choices(monkeypatch) -> None:
     monkeypatch.setenv(model_env.ENV_VAR, "conda")
     with pytest.raises(Exception, match="auto, local, virtualenv"):
         model_env.manager()
+
+
+def test_a_version_needing_its_own_environment_replaces_one_served_by_ours(
+        backend, mlflow_server, shelf, unidecode_version) -> None:
+    name = fresh_name("switch")
+    ours = register_folder(mlflow_server.url, name, shelf.forest().path)
+    backend.deploy(target(name, "production", ours, split_request(shelf.forest().X)))
+    assert backend.records(name)[0].python == sys.executable
+    folder = backend.settings.models_dir / unidecode_version[0] / unidecode_version[1]
+    own = register_folder(mlflow_server.url, name, folder)
+
+    backend.deploy(target(name, "production", own))
+
+    url = backend.url(name, "production")
+    assert served_version(url) == own
+    assert invoke(url, ROWS)["predictions"] == [12, 13]
+    assert backend.records(name)[0].python != sys.executable
+
+
+def test_make_local_deployment_serves_a_model_in_its_environment(
+        backend, mlflow_server, unidecode_version) -> None:
+    name, version = unidecode_version
+    port = procs.free_port()
+    # The module's state folder: its environment for this model is already built.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server.url,
+           names.ENV_STATE_DIR: str(backend.settings.state_dir)}
+    proc = subprocess.Popen(["make", "-s", "-C", str(REPO), "local-deployment",
+                             f"model={name}/{version}", f"port={port}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        procs.wait_http(f"http://127.0.0.1:{port}/ping", 120, alive=lambda: proc.poll() is None,
+                        what="make local-deployment")
+        assert invoke(f"http://127.0.0.1:{port}", ROWS)["predictions"] == [12, 13]
+    finally:
+        procs.stop_group(proc.pid, timeout=20)
+        proc.communicate(timeout=30)
