@@ -56,3 +56,29 @@ def test_registered_models_that_cannot_be_project_names_are_left_alone(aws, cont
 
     assert reconciler.handler(recorded.load("eventbridge_schedule"), context) == {}
     assert aws.executions(aws.deploy_arn) == []
+
+
+def test_two_versions_tagged_for_one_stage_deploy_the_newest_and_supersede_the_other(
+        aws, context):
+    aws.registry.add("test-project", "2", deploy="staging")
+    aws.registry.add("test-project", "3", deploy="staging")
+
+    report = reconciler.handler(recorded.load("eventbridge_schedule"), context)
+
+    assert report == {"test-project": [
+        {"action": "refuse", "stage": "staging", "version": "2", "result": "refused"},
+        {"action": "deploy", "stage": "staging", "version": "3", "result": "started"}]}
+    tags = aws.registry.tags("test-project", "2")
+    assert tags["deployment.status"] == "superseded" and "deploy" not in tags
+    assert "version 3 was requested for staging too" in tags["deployment.message"]
+    assert tags["deployment.staging.status"] == "refused"
+
+
+def test_the_reconciler_sees_aliases(aws, context):
+    aws.registry.add("test-project", "1")
+    aws.registry.set_alias("test-project", "staging", "1")
+
+    report = reconciler.handler(recorded.load("eventbridge_schedule"), context)
+
+    assert report == {"test-project": [
+        {"action": "deploy", "stage": "staging", "version": "1", "result": "started"}]}

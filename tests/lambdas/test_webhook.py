@@ -101,3 +101,64 @@ def test_a_deploy_tag_on_a_deprecated_version_is_refused_in_the_tags(aws, contex
     tags = aws.registry.tags("test-project", "1")
     assert tags["deployment.status"] == "failed" and "deprecated" in tags["deployment.message"]
     assert "deploy" not in tags and aws.executions(aws.deploy_arn) == []
+
+
+class LiveAt:
+    """What SageMaker serves, as ``live()`` reports it (the state machines do the rest)."""
+
+    def __init__(self, live: dict[str, str]) -> None:
+        self._live = live
+
+    def live(self, project: str) -> dict[str, str]:
+        return dict(self._live)
+
+
+def test_given_the_staging_alias_set_in_mlflow_then_a_staging_deploy_starts(aws, context):
+    aws.registry.add("test-project", "1")
+    aws.registry.set_alias("test-project", "staging", "1")
+    data = {"name": "test-project", "alias": "staging", "version": "1"}
+    response = webhook.handler(delivery(data, entity="model_version_alias", action="created"),
+                               context)
+    assert json.loads(response["body"])["actions"] == [
+        {"action": "deploy", "stage": "staging", "version": "1", "result": "started"}]
+    [execution] = aws.executions(aws.deploy_arn)
+    assert execution["input"]["reason"] == "deploy to version 1 (aliased @staging)"
+
+
+def test_given_the_champion_alias_then_production_deploys(aws, context):
+    aws.registry.add("test-project", "2")
+    aws.registry.set_alias("test-project", "champion", "2")
+    data = {"name": "test-project", "alias": "champion", "version": "2"}
+    response = webhook.handler(delivery(data, entity="model_version_alias", action="created"),
+                               context)
+    assert json.loads(response["body"])["actions"] == [
+        {"action": "deploy", "stage": "production", "version": "2", "result": "started"}]
+
+
+def test_given_the_staging_alias_deleted_then_the_staging_endpoint_is_retired(
+        aws, context, monkeypatch):
+    from lambdas.common import adapters
+
+    aws.registry.add("test-project", "1", **{"deployment.status": "in_service",
+                                             "deployment.endpoint": "test-project-staging"})
+    monkeypatch.setattr(adapters, "live_backend", lambda: LiveAt({"staging": "1"}))
+    data = {"name": "test-project", "alias": "staging"}  # MLflow sends no version here
+    response = webhook.handler(delivery(data, entity="model_version_alias", action="deleted"),
+                               context)
+    assert json.loads(response["body"])["actions"] == [
+        {"action": "retire", "stage": "staging", "version": "1", "result": "started"}]
+    [execution] = aws.executions(aws.retire_arn)
+    assert "holds an alias for staging" in execution["input"]["reason"]
+
+
+def test_given_a_deploy_tag_against_the_stage_alias_then_the_tag_is_refused(aws, context):
+    aws.registry.add("test-project", "1", deploy="production")
+    aws.registry.add("test-project", "2")
+    aws.registry.set_alias("test-project", "production", "2")
+    response = webhook.handler(delivery(DEPLOY_V1), context)
+    actions = json.loads(response["body"])["actions"]
+    assert {"action": "refuse", "stage": "production", "version": "1",
+            "result": "refused"} in actions
+    tags = aws.registry.tags("test-project", "1")
+    assert "production follows the alias @production" in tags["deployment.message"]
+    assert "deploy" not in tags
