@@ -129,3 +129,24 @@ def test_replayed_forged_stale_and_oversized_deliveries_start_nothing(recorder, 
 
     assert len(recorder.events) == accepted
     assert recorder.receiver.counts["rejected"] == 5 and recorder.receiver.counts["duplicate"] == 1
+
+
+def test_an_alias_set_and_deleted_in_mlflow_arrives_signed_and_is_accepted(
+        recorder, mlflow_server, trained):
+    import mlflow
+
+    client = mlflow.MlflowClient(mlflow_server.url)
+    version = trained["versions"][0]
+    client.set_registered_model_alias("test-project", "webhook-check", version)
+    recorder.wait_for(lambda: any(e.event == "model_version_alias.created"
+                                  for e in recorder.events))
+    created = next(e for e in recorder.events if e.event == "model_version_alias.created")
+    assert (created.model, created.version, created.key) == (
+        "test-project", version, "alias:webhook-check")
+    client.delete_registered_model_alias("test-project", "webhook-check")
+    recorder.wait_for(lambda: any(e.event == "model_version_alias.deleted"
+                                  for e in recorder.events))
+    deleted = next(e for e in recorder.events if e.event == "model_version_alias.deleted")
+    # MLflow names no version when an alias is deleted: the reconciler finds what to retire.
+    assert (deleted.model, deleted.version, deleted.key) == (
+        "test-project", None, "alias:webhook-check")
