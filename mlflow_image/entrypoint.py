@@ -3,7 +3,13 @@ plane's Function URL (idempotently), and stay in the foreground with the server.
 
 Everything arrives as environment variables (secrets injected by ECS from Secrets Manager):
 DB_HOST DB_PORT DB_NAME DB_USER DB_PASSWORD, ARTIFACTS_DESTINATION, ADMIN_USERNAME
-ADMIN_PASSWORD, FLASK_SECRET_KEY, WEBHOOK_KEY_SOURCE, WEBHOOK_URL, WEBHOOK_SECRET.
+ADMIN_PASSWORD, FLASK_SECRET_KEY, WEBHOOK_KEY_SOURCE, WEBHOOK_URL, WEBHOOK_SECRET, and
+MLFLOW_PUBLIC_HOSTS: the names clients reach the server by (the domain, the ALB's DNS name).
+
+MLflow's security middleware answers 403 to any request whose Host header is not localhost
+or a private address, unless ``--allowed-hosts`` lists it; behind the ALB every client's Host
+is the domain. Likewise a browser's state-changing request from the UI carries an Origin that
+``--cors-allowed-origins`` must list, or MLflow refuses it as cross-origin.
 """
 
 from __future__ import annotations
@@ -51,16 +57,39 @@ def main() -> None:
     for secret in ("DB_PASSWORD", "ADMIN_PASSWORD", "WEBHOOK_SECRET", "WEBHOOK_KEY_SOURCE"):
         child_env.pop(secret, None)
     server = subprocess.Popen(
-        ["mlflow", "server", "--host", "0.0.0.0", "--port", str(PORT),
-         "--backend-store-uri", db, "--serve-artifacts",
-         "--artifacts-destination", env("ARTIFACTS_DESTINATION"), "--app-name", "basic-auth"],
-        env=child_env)
+        server_command(db, env("ARTIFACTS_DESTINATION"),
+                       env("MLFLOW_PUBLIC_HOSTS").split(",")), env=child_env)
     try:
         wait_healthy(server)
         register_webhook()
     except Exception as exc:  # the server keeps running; the webhook is retried next start
         print(f"entrypoint: webhook registration failed: {exc}", file=sys.stderr, flush=True)
     sys.exit(server.wait())
+
+
+def server_command(backend_store_uri: str, artifacts_destination: str,
+                   public_hosts: list[str], port: int = PORT) -> list[str]:
+    """The ``mlflow server`` command line: basic auth, proxied artifacts, and the security
+    middleware told the public names (``security_options``)."""
+    return ["mlflow", "server", "--host", "0.0.0.0", "--port", str(port),
+            "--backend-store-uri", backend_store_uri, "--serve-artifacts",
+            "--artifacts-destination", artifacts_destination, "--app-name", "basic-auth",
+            *security_options(public_hosts, port)]
+
+
+def security_options(public_hosts: list[str], port: int = PORT) -> list[str]:
+    """``--allowed-hosts``: each public name, bare and with :443 (clients may send either), as
+    given and in lower case (MLflow compares exactly; ALB names carry capitals), and this
+    container's own loopback names on its port (``call`` below; the list replaces MLflow's
+    default of localhost and private addresses). ``--cors-allowed-origins``: the UI's https
+    origins. /health stays exempt, as MLflow keeps it for load-balancer checks."""
+    names = list(dict.fromkeys(form for h in public_hosts if h.strip()
+                               for form in (h.strip(), h.strip().lower())))
+    if not names:
+        sys.exit("entrypoint: MLFLOW_PUBLIC_HOSTS names no host")
+    hosts = [*names, *(f"{h}:443" for h in names), f"localhost:{port}", f"127.0.0.1:{port}"]
+    return ["--allowed-hosts", ",".join(hosts),
+            "--cors-allowed-origins", ",".join(f"https://{h}" for h in names)]
 
 
 def wait_healthy(server: subprocess.Popen[bytes], timeout_s: float = 300) -> None:

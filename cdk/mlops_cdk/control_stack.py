@@ -13,6 +13,7 @@ from mlops_cdk import nag
 from mlops_cdk.event_intake import EventIntake
 from mlops_cdk.lambda_factory import LambdaFactory, _retention
 from mlops_cdk.monitoring import Monitoring
+from mlops_cdk.network import Network
 from mlops_cdk.notifications import Notifications
 from mlops_cdk.sagemaker_role import SageMakerRole
 from mlops_cdk.settings import Settings
@@ -35,8 +36,15 @@ class ControlStack(Stack):
                                retain=settings.retain_data)
         key = self.storage.key
         self.image = SharedImage(self, "SharedImage", code_revision=settings.code_revision)
-        self.sagemaker = SageMakerRole(self, "SageMaker")
+        self.sagemaker = SageMakerRole(self, "SageMaker", projects=settings.projects)
         role = self.sagemaker.role
+        # With the MLflow stack: its VPC, which the Lambdas and training jobs join to reach
+        # an ALB that admits only allowed_cidrs and the NAT's address (network.py).
+        self.network: Network | None = None
+        if settings.mlflow.deploy:
+            self.network = Network(self, "Network", key=key,
+                                   log_retention=_retention(settings.log_retention_days))
+            self.sagemaker.allow_vpc()
         self.notifications = Notifications(self, "Notifications", key=key,
                                            emails=settings.notification_emails)
 
@@ -76,7 +84,8 @@ class ControlStack(Stack):
             artifacts_destination=artifacts_destination, capture_percent=settings.capture_percent,
             kms_key_arn=key.key_arn if key else None)
 
-        factory = LambdaFactory(self, log_retention_days=settings.log_retention_days, key=key)
+        factory = LambdaFactory(self, log_retention_days=settings.log_retention_days, key=key,
+                                network=self.network)
         training_env = {**registry_env, names.ENV_CODE_REVISION: settings.code_revision}
         self.workflows = Workflows(
             self, "Workflows", factory=factory,
@@ -107,6 +116,9 @@ class ControlStack(Stack):
         self.storage.data_bucket.grant_read(role)
         self.storage.artifact_bucket.grant_read_write(role)
         self.image.grant_pull(role)
+        location = settings.mlflow.artifact_location
+        if location is not None:  # an existing MLflow's artifact store
+            self.sagemaker.grant_read_artifacts(*location, settings.mlflow.artifact_kms_key_arn)
         self._grant_glue_sagemaker()
         self.notifications.topic.grant_publish(self.workflows.retire)
         self.notifications.topic.grant_publish(self.workflows.train)

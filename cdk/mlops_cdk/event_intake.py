@@ -1,6 +1,6 @@
-"""Where events come in: the MLflow webhook receiver (Function URL, HMAC-verified, reserved
-concurrency, secret in Secrets Manager), the S3 data trigger (one EventBridge rule per
-project prefix) and the scheduled reconciler."""
+"""Where events come in: the MLflow webhook receiver (Function URL, HMAC-verified, secret in
+Secrets Manager, reserved concurrency when the settings ask), the S3 data trigger (one
+EventBridge rule per project prefix) and the scheduled reconciler, one run at a time."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -29,18 +30,21 @@ DATA_TRIGGER = FunctionSpec("data-trigger", "lambdas.data_trigger.handler",
 RECONCILER = FunctionSpec("reconciler", "lambdas.reconciler.handler",
                           "Scheduled: converge every configured project to the registry",
                           timeout_s=300)
+TICK_GROUP = "reconcile"
+"""The one message group of the reconciler's FIFO queue: Lambda hands a FIFO queue's group to
+one invocation at a time, which is what keeps reconciler runs from overlapping."""
 
 
 class EventIntake(Construct):
     """Attributes: ``webhook``, ``webhook_url``, ``webhook_secret``, ``data_trigger``,
-    ``reconciler``, ``data_rules``, ``schedule``."""
+    ``reconciler``, ``ticks`` (its FIFO queue), ``data_rules``, ``schedule``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, factory: LambdaFactory,
                  registry_environment: dict[str, str], projects: Sequence[str],
                  stages: Sequence[str], data_bucket: s3.IBucket, data_prefix: str,
                  train: sfn.IStateMachine, deploy: sfn.IStateMachine,
                  retire: sfn.IStateMachine, reconcile_minutes: int,
-                 reserved_concurrency: int, key: kms.IKey | None) -> None:
+                 reserved_concurrency: int | None, key: kms.IKey | None) -> None:
         super().__init__(scope, construct_id)
         # The AWS managed key: the MLflow stack reads it too (see control_stack.py).
         self.webhook_secret = secretsmanager.Secret(
@@ -66,13 +70,33 @@ class EventIntake(Construct):
                                   names.ENV_WEBHOOK_SECRET_ARN: self.webhook_secret.secret_arn},
             reserved_concurrency=reserved_concurrency)
         # Auth NONE: MLflow cannot sign with SigV4. Every delivery is HMAC-verified in the
-        # handler, and reserved concurrency caps what a flood can cost.
+        # handler (an oversized or unsigned one is refused before the secret is read), and
+        # webhook_reserved_concurrency, when set, caps what a flood can take from the account.
         self.webhook_url = self.webhook.add_function_url(
             auth_type=lambda_.FunctionUrlAuthType.NONE)
         self.webhook_secret.grant_read(self.webhook)
 
-        self.reconciler = factory.function(RECONCILER, environment=control_env,
-                                           asynchronous=True, reserved_concurrency=1)
+        # No reserved concurrency of 1 (a new account has none to reserve): the schedule
+        # posts a tick to a FIFO queue with one message group instead, and Lambda never runs
+        # two batches of one group at once, so a reconcile that outlasts the interval delays
+        # the next one rather than racing it. A tick fails once (no retry: the next tick is
+        # the retry), and one that waited longer than an interval or a run expires unseen
+        # (never before its own run could have ended), so a backlog cannot grow.
+        self.reconciler = factory.function(RECONCILER, environment=control_env)
+        queue_encryption = {"encryption": sqs.QueueEncryption.KMS if key
+                            else sqs.QueueEncryption.SQS_MANAGED, "encryption_master_key": key}
+        failed_ticks = sqs.Queue(self, "FailedReconcileTicks", fifo=True, enforce_ssl=True,
+                                 retention_period=Duration.days(14), **queue_encryption)
+        Validations.of(failed_ticks).acknowledge(Acknowledgment(
+            id="AwsSolutions-SQS3", reason="this queue is the reconcile ticks' DLQ"))
+        self.ticks = sqs.Queue(
+            self, "ReconcileTicks", fifo=True, content_based_deduplication=True,
+            enforce_ssl=True, **queue_encryption,
+            visibility_timeout=Duration.seconds(RECONCILER.timeout_s + 30),
+            retention_period=Duration.seconds(max(reconcile_minutes * 60,
+                                                  RECONCILER.timeout_s + 60)),
+            dead_letter_queue=sqs.DeadLetterQueue(queue=failed_ticks, max_receive_count=1))
+        self.reconciler.add_event_source(event_sources.SqsEventSource(self.ticks, batch_size=1))
         for fn in (self.webhook, self.reconciler):
             deploy.grant_start_execution(fn)
             retire.grant_start_execution(fn)
@@ -115,8 +139,8 @@ class EventIntake(Construct):
             self, "ReconcileSchedule", schedule=events.Schedule.rate(
                 Duration.minutes(reconcile_minutes)),
             description="Converge endpoints to the registry (lost events change nothing)",
-            targets=[targets.LambdaFunction(self.reconciler, dead_letter_queue=target_dlq,
-                                            retry_attempts=0)])
+            targets=[targets.SqsQueue(self.ticks, message_group_id=TICK_GROUP,
+                                      dead_letter_queue=target_dlq, retry_attempts=0)])
 
     def _grant_live(self, fn: lambda_.Function, projects: Sequence[str]) -> None:
         """``live()``: list endpoints, then read only the configured projects' ones."""

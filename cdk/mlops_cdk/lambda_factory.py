@@ -1,10 +1,12 @@
 """Lambda defaults in one place: runtime, architecture, memory, log retention, tracing,
-and the one locally built bundle (``make lambda-bundle``) every function shares."""
+the VPC placement (with the MLflow stack: see network.py), and the one locally built bundle
+(``make lambda-bundle``) every function shares."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aws_cdk import Duration, RemovalPolicy, Validations
 from aws_cdk import aws_kms as kms
@@ -12,6 +14,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+if TYPE_CHECKING:
+    from mlops_cdk.network import Network
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE_DIR = REPO / "build" / "lambda"
@@ -30,10 +35,14 @@ class FunctionSpec:
 
 class LambdaFactory:
     """Makes functions with the project's defaults; every function gets its own log group
-    (encrypted, with retention) and, when invoked asynchronously, a dead-letter queue."""
+    (encrypted, with retention) and, when invoked asynchronously, a dead-letter queue. With a
+    ``network``, every function runs in its private subnets as one of MLflow's clients.
+
+    No function reserves concurrency unless asked: a new account's quota is often 10
+    concurrent executions, all of which Lambda keeps unreserved."""
 
     def __init__(self, scope: Construct, *, log_retention_days: int, key: kms.IKey | None,
-                 bundle_dir: Path = BUNDLE_DIR) -> None:
+                 bundle_dir: Path = BUNDLE_DIR, network: Network | None = None) -> None:
         if not (bundle_dir / "lambdas" / "__init__.py").is_file():
             raise FileNotFoundError(
                 f"no Lambda bundle at {bundle_dir}: run `make lambda-bundle` first")
@@ -42,6 +51,7 @@ class LambdaFactory:
         self._retention = logs.RetentionDays(log_retention_days) if isinstance(
             log_retention_days, logs.RetentionDays) else _retention(log_retention_days)
         self._key = key
+        self._network = network
 
     def function(self, spec: FunctionSpec, *, environment: dict[str, str],
                  asynchronous: bool = False, reserved_concurrency: int | None = None
@@ -76,6 +86,7 @@ class LambdaFactory:
             dead_letter_queue=dlq,
             retry_attempts=2 if asynchronous else None,
             reserved_concurrent_executions=reserved_concurrency,
+            **self._placement(),
         )
         Validations.of(fn).acknowledge(_ack(
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
@@ -90,7 +101,19 @@ class LambdaFactory:
             "only actions without resource-level permissions use '*': X-Ray's "
             "PutTraceSegments/PutTelemetryRecords (tracing=ACTIVE) and, where granted, "
             "SageMaker's List* calls; everything else names its resources"))
+        if self._network is not None:
+            Validations.of(fn).acknowledge(_ack(
+                "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                "AWSLambdaVPCAccessExecutionRole]",
+                "the AWS managed policy that lets a function in a VPC manage its network "
+                "interfaces; nothing else"))
         return fn
+
+    def _placement(self) -> dict[str, object]:
+        if self._network is None:
+            return {}
+        return {"vpc": self._network.vpc, "vpc_subnets": self._network.client_subnets,
+                "security_groups": [self._network.clients]}
 
 
 def _ack(rule: str, reason: str):  # type: ignore[no-untyped-def]

@@ -1,5 +1,11 @@
 """The optional MLflow server: MLflow 3 on ECS Fargate, PostgreSQL on RDS, artifacts in the
-control stack's artifact bucket, behind an ALB with TLS.
+control stack's artifact bucket, behind an ALB with TLS, in the control stack's VPC
+(network.py).
+
+Who reaches it: the ALB admits ``mlflow.allowed_cidrs`` (required, never internet-wide) and
+the VPC's NAT address, through which the control plane's Lambdas and training jobs call;
+nothing else. MLflow checks the Host header of every request (DNS-rebinding protection), so
+the task is told the names it answers to: the domain and the ALB's own DNS name.
 
 Authentication: MLflow's own basic-auth app (admin credentials in Secrets Manager). Chosen
 over ALB OIDC because every client of this server is a machine as well as a person: the
@@ -23,7 +29,6 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_ecs_patterns as ecs_patterns
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -48,15 +53,9 @@ class MlflowStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         mlflow = settings.mlflow
         assert mlflow.domain_name and mlflow.certificate_arn and control.mlflow_auth
+        assert control.network is not None
         removal = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
-
-        self.vpc = ec2.Vpc(self, "Vpc", max_azs=2, nat_gateways=1, subnet_configuration=[
-            ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC),
-            ec2.SubnetConfiguration(name="app", subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            ec2.SubnetConfiguration(name="db", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)])
-        self.vpc.add_flow_log("FlowLogs", destination=ec2.FlowLogDestination.to_cloud_watch_logs(
-            logs.LogGroup(self, "FlowLogGroup", retention=_retention(settings.log_retention_days),
-                          removal_policy=RemovalPolicy.DESTROY)))
+        self.vpc = control.network.vpc
 
         self.database = rds.DatabaseInstance(
             self, "Database",
@@ -145,11 +144,27 @@ class MlflowStack(Stack):
                     "WEBHOOK_SECRET": ecs.Secret.from_secrets_manager(
                         control.intake.webhook_secret),
                 }))
+        alb = self.service.load_balancer
+        # The names MLflow's Host-header check admits (mlflow_image/entrypoint.py): without
+        # them every request through the ALB but /health is a 403.
+        container = self.service.task_definition.default_container
+        assert container is not None
+        container.add_environment(
+            "MLFLOW_PUBLIC_HOSTS", f"{mlflow.domain_name},{alb.load_balancer_dns_name}")
         for cidr in mlflow.allowed_cidrs:
-            self.service.load_balancer.connections.allow_from(
-                ec2.Peer.ipv4(cidr), ec2.Port.tcp(443), "HTTPS to MLflow")
-            self.service.load_balancer.connections.allow_from(
-                ec2.Peer.ipv4(cidr), ec2.Port.tcp(80), "HTTP, redirected to HTTPS")
+            peer = ec2.Peer.ipv4(cidr)
+            alb.connections.allow_from(peer, ec2.Port.tcp(443), "HTTPS to MLflow")
+            alb.connections.allow_from(peer, ec2.Port.tcp(80), "HTTP, redirected to HTTPS")
+        # The control plane's Lambdas and training jobs: from the VPC's private subnets to
+        # the internet-facing ALB, their requests leave through the NAT gateway's address.
+        for cidr in control.network.egress_cidrs:
+            alb.connections.allow_from(ec2.Peer.ipv4(cidr), ec2.Port.tcp(443),
+                                       "HTTPS to MLflow from the control plane (NAT address)")
+        _ack(alb, "AwsSolutions::AwsSolutions-EC23",
+             "cdk-nag cannot read an ingress CIDR made of the NAT address's GetAtt; it is that "
+             "one Elastic IP as /32, and every other rule is an allowed_cidrs entry, which the "
+             "settings refuse when internet-wide (tests/infrastructure/test_mlflow_network.py "
+             "checks the template)")
         self.service.load_balancer.log_access_logs(alb_logs, "mlflow")
         self.service.target_group.configure_health_check(path="/health", healthy_http_codes="200")
         self.database.connections.allow_default_port_from(self.service.service,
@@ -169,9 +184,6 @@ class MlflowStack(Stack):
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[control.storage.key.key_arn]))
 
-        _ack(self.service.load_balancer, "AwsSolutions-EC23",
-             "the ALB is MLflow's public HTTPS entry (80 only redirects); mlflow.allowed_cidrs "
-             "narrows it, and MLflow's basic auth guards every request")
         _ack(self.service.task_definition, "AwsSolutions-ECS2",
              "only non-secret settings (database host and port, artifact URI, webhook URL) are "
              "plain environment variables; every secret comes from Secrets Manager")

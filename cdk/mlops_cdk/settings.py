@@ -18,6 +18,11 @@ from mlops_control import names
 
 CONTEXT_KEY = "mlops"
 _ARN = re.compile(r"^arn:aws[a-z-]*:")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+_PRIVATE = [ipaddress.IPv4Network(n) for n in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16",
+    "100.64.0.0/10")]
 
 
 class _Model(BaseModel):
@@ -89,12 +94,23 @@ class MlflowSettings(_Model):
     """Existing MLflow only: a Secrets Manager secret ``{"username", "password"}``."""
     artifacts_destination: str | None = None
     """Existing MLflow that proxies artifacts: its ``--artifacts-destination`` (s3://...)."""
+    artifact_bucket: str | None = None
+    """Existing MLflow: the S3 bucket its model artifacts are in, which the SageMaker role is
+    granted read on (endpoints and Batch Transform load models from it). Derived from
+    ``artifacts_destination`` when that is given; needed when clients write S3 directly."""
+    artifact_kms_key_arn: str | None = None
+    """Existing MLflow: the KMS key that bucket encrypts with, if it is a customer managed
+    key (the SageMaker role is then granted ``kms:Decrypt`` on it)."""
     image_version: str = "3.17.2"
     db_instance_class: str = "t4g.micro"
     multi_az: bool = False
     deletion_protection: bool = True
-    allowed_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
-    """Who may reach the ALB at all (MLflow's own basic auth guards every request)."""
+    allowed_cidrs: tuple[str, ...] = ()
+    """Who (besides the control plane itself) may reach the MLflow stack's ALB: the public
+    networks of the people, CI runners and machines that run ``mlops remote``, e.g. an office's
+    egress ``/32``. Required with ``deploy``; IPv4, nothing internet-wide (wider than /8) and
+    no private range (traffic reaches an internet-facing ALB from public addresses
+    only). The control plane's Lambdas and training jobs are let in by the VPC's NAT address."""
 
     @field_validator("tracking_uri")
     @classmethod
@@ -108,6 +124,50 @@ class MlflowSettings(_Model):
             raise ValueError("mlflow.certificate_arn must be an ACM certificate ARN")
         return value
 
+    @field_validator("artifacts_destination")
+    @classmethod
+    def _destination(cls, value: str | None) -> str | None:
+        if value is not None and not _S3_URI.match(value):
+            raise ValueError("mlflow.artifacts_destination must be s3://<bucket>[/<prefix>] "
+                             "(SageMaker loads models from S3 only)")
+        return value
+
+    @field_validator("artifact_bucket")
+    @classmethod
+    def _bucket(cls, value: str | None) -> str | None:
+        if value is not None and not _BUCKET.match(value):
+            raise ValueError("mlflow.artifact_bucket must be an S3 bucket name (no s3://)")
+        return value
+
+    @field_validator("artifact_kms_key_arn")
+    @classmethod
+    def _kms_key(cls, value: str | None) -> str | None:
+        if value is not None and not (_ARN.match(value) and ":kms:" in value
+                                      and ":key/" in value):
+            raise ValueError("mlflow.artifact_kms_key_arn must be a KMS key ARN")
+        return value
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for cidr in value:
+            try:
+                network = ipaddress.IPv4Network(cidr)
+            except ValueError as exc:
+                raise ValueError(f"mlflow.allowed_cidrs: {cidr!r} is not an IPv4 CIDR (the ALB "
+                                 f"is IPv4 only): {exc}") from None
+            if network.prefixlen < 8:
+                raise ValueError(
+                    f"mlflow.allowed_cidrs: {cidr} is internet-wide (wider than /8); "
+                    "MLflow's one shared password must not face the whole internet. List the "
+                    "networks that use it (e.g. your office's egress address as /32)")
+            if any(network.subnet_of(private) for private in _PRIVATE):
+                raise ValueError(
+                    f"mlflow.allowed_cidrs: {cidr} is a private range; the ALB is internet-facing, "
+                    "so clients reach it from public addresses (the control plane is let in "
+                    "by the VPC's NAT address without being listed)")
+        return value
+
     @model_validator(mode="after")
     def _one_way(self) -> MlflowSettings:
         if self.deploy:
@@ -115,14 +175,39 @@ class MlflowSettings(_Model):
                 raise ValueError("mlflow.deploy needs domain_name and certificate_arn (TLS)")
             if self.tracking_uri:
                 raise ValueError("give mlflow.tracking_uri only for an existing MLflow")
+            if self.artifacts_destination or self.artifact_bucket or self.artifact_kms_key_arn:
+                raise ValueError("mlflow.artifacts_destination, artifact_bucket and "
+                                 "artifact_kms_key_arn are for an existing MLflow (the MLflow "
+                                 "stack stores artifacts in the control stack's bucket)")
+            if not self.allowed_cidrs:
+                raise ValueError(
+                    "mlflow.deploy needs mlflow.allowed_cidrs: the public networks (CIDR) of "
+                    "the people, CI and machines that use MLflow, e.g. [\"203.0.113.7/32\"]; "
+                    "nothing is open to the internet by default (docs/aws.md)")
             _public_https(f"https://{self.domain_name}", "mlflow.domain_name")
         elif not self.tracking_uri:
             raise ValueError("set mlflow.tracking_uri (existing MLflow) or mlflow.deploy: true")
+        elif self.artifact_location is None:
+            raise ValueError(
+                "an existing MLflow needs mlflow.artifacts_destination (s3://..., when it proxies "
+                "artifacts) or mlflow.artifact_bucket (when clients write S3 directly): the "
+                "SageMaker role must be granted read on the bucket the models are in")
         return self
 
     @property
     def url(self) -> str:
         return self.tracking_uri or f"https://{self.domain_name}"
+
+    @property
+    def artifact_location(self) -> tuple[str, str] | None:
+        """Existing MLflow: ``(bucket, key prefix)`` the SageMaker role may read; the prefix is
+        ``artifacts_destination``'s path ("" for a whole bucket named by ``artifact_bucket``)."""
+        if self.artifact_bucket:
+            return self.artifact_bucket, ""
+        if self.artifacts_destination:
+            parsed = urllib.parse.urlparse(self.artifacts_destination)
+            return parsed.netloc, parsed.path.strip("/")
+        return None
 
 
 class Settings(_Model):
@@ -139,7 +224,11 @@ class Settings(_Model):
     capture_percent: int = Field(default=100, ge=1, le=100)
     log_retention_days: int = 30
     notification_emails: tuple[str, ...] = ()
-    webhook_reserved_concurrency: int = Field(default=5, ge=1, le=100)
+    webhook_reserved_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    """Reserved concurrency of the public webhook (Function URL), capping what a flood of
+    requests can take from the account's other functions. Off by default: a new account's
+    quota is often 10 concurrent executions, and Lambda keeps 10 unreserved, so any
+    reservation fails the deploy. Set it once the quota is raised (docs/aws.md)."""
     encryption: Literal["kms", "s3-managed"] = "kms"
     retain_data: bool = True
     """Keep the buckets and the KMS key when the stack is deleted."""

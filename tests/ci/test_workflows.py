@@ -73,6 +73,27 @@ def test_deploy_uses_an_oidc_role_and_no_long_lived_keys():
         assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
 
 
+def test_deploy_names_the_commit_as_code_revision_and_pushes_the_images_before_deploying():
+    """Every version trained on the deployed image carries lineage.code_revision = the commit
+    (cdk/app.py reads the context key code_revision), and no stack is deployed before the
+    images it names (the shared training/serving image, MLflow's) are in ECR."""
+    job = load("deploy.yml")["jobs"]["deploy"]
+    assert job["env"]["CODE_REVISION"] == "${{ github.sha }}"
+    runs = [s.get("run", "") for s in job["steps"]]
+    [publish] = [i for i, run in enumerate(runs) if "cdk publish-assets" in run]
+    [deploy] = [i for i, run in enumerate(runs) if "cdk deploy" in run]
+    for index in (publish, deploy):
+        assert '-c code_revision="$CODE_REVISION"' in runs[index], runs[index]
+        assert job["steps"][index]["env"]["STACKS"] == "${{ steps.stacks.outputs.names }}"
+    assert publish < deploy
+    [credentials] = [i for i, s in enumerate(job["steps"])
+                     if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")]
+    assert credentials < publish  # pushing needs the role; nothing before it touches AWS
+    assert not any("cdk deploy" in run or "mlops remote" in run for run in runs[:publish])
+    # ... and code_revision is the context key the CDK app hands to its settings.
+    assert 'try_get_context("code_revision")' in (REPO / "cdk" / "app.py").read_text()
+
+
 def test_pull_requests_lint_test_synth_and_train_and_serve_each_changed_project():
     pr = load("pull-request.yml")
     assert list(pr["on"]) == ["pull_request"]

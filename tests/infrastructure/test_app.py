@@ -73,10 +73,10 @@ def test_the_data_bucket_sends_events_and_each_project_has_a_rule_on_its_prefix(
                    "bucket": Match.any_value()}}})
 
 
-def test_the_webhook_is_a_function_url_without_iam_auth_but_with_reserved_concurrency(synth):
+def test_the_webhook_is_a_function_url_without_iam_auth(synth):
     synth.control.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
     synth.control.has_resource_properties("AWS::Lambda::Function", {
-        "Handler": "lambdas.webhook.handler", "ReservedConcurrentExecutions": 5,
+        "Handler": "lambdas.webhook.handler",
         "Runtime": "python3.12", "TracingConfig": {"Mode": "Active"},
         "Environment": {"Variables": Match.object_like({
             names.ENV_TRACKING_URI: "https://mlflow.example.com",
@@ -85,11 +85,46 @@ def test_the_webhook_is_a_function_url_without_iam_auth_but_with_reserved_concur
 
 
 def test_asynchronously_invoked_functions_have_dead_letter_queues(synth):
-    for handler in ("lambdas.data_trigger.handler", "lambdas.reconciler.handler"):
-        synth.control.has_resource_properties("AWS::Lambda::Function", {
-            "Handler": handler, "DeadLetterConfig": {"TargetArn": Match.any_value()}})
+    synth.control.has_resource_properties("AWS::Lambda::Function", {
+        "Handler": "lambdas.data_trigger.handler",
+        "DeadLetterConfig": {"TargetArn": Match.any_value()}})
     synth.control.has_resource_properties("AWS::Events::Rule", {
         "ScheduleExpression": "rate(5 minutes)"})
+
+
+def test_no_function_reserves_concurrency_by_default(synth):
+    """A new account's quota can be 10 concurrent executions, all of which Lambda keeps
+    unreserved: any reservation would fail the first deploy."""
+    functions = resources(synth.templates[names.STACK_CONTROL], "AWS::Lambda::Function")
+    reserving = {lid: f["Properties"]["ReservedConcurrentExecutions"]
+                 for lid, f in functions.items()
+                 if "ReservedConcurrentExecutions" in f["Properties"]}
+    assert len(functions) > 5 and reserving == {}
+
+
+def test_reconciler_runs_one_at_a_time_without_reserving_concurrency(synth):
+    """What the reserved concurrency of 1 did: the schedule's ticks go through a FIFO queue
+    with one message group, whose messages Lambda hands to one invocation at a time."""
+    template = synth.templates[names.STACK_CONTROL]
+    [rule] = [r for r in resources(template, "AWS::Events::Rule").values()
+              if r["Properties"].get("ScheduleExpression") == "rate(5 minutes)"]
+    [target] = rule["Properties"]["Targets"]
+    assert target["SqsParameters"] == {"MessageGroupId": "reconcile"}
+    queue_id = target["Arn"]["Fn::GetAtt"][0]
+    queue = template["Resources"][queue_id]["Properties"]
+    assert queue["FifoQueue"] is True and queue["ContentBasedDeduplication"] is True
+    assert queue["VisibilityTimeout"] >= 300  # outlasts a run (the function's timeout)
+    # A backlog cannot grow: a tick expires after an interval or a run, whichever is longer.
+    assert queue["VisibilityTimeout"] < queue["MessageRetentionPeriod"] <= 600
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 1  # the next tick is the retry
+    [mapping] = [m["Properties"] for m in resources(
+        template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"] == {"Fn::GetAtt": [queue_id, "Arn"]}]
+    assert mapping["BatchSize"] == 1
+    reconciler = template["Resources"][mapping["FunctionName"]["Ref"]]["Properties"]
+    assert reconciler["Handler"] == "lambdas.reconciler.handler"
+    assert reconciler["Timeout"] <= queue["VisibilityTimeout"]
+    assert "ReservedConcurrentExecutions" not in reconciler
 
 
 def test_state_machines_use_aws_sdk_integrations_and_never_sync(synth):
@@ -99,8 +134,8 @@ def test_state_machines_use_aws_sdk_integrations_and_never_sync(synth):
     assert ".sync" not in text
     for action in ("sagemaker:createModel", "sagemaker:createEndpointConfig",
                    "sagemaker:updateEndpoint", "sagemaker:createEndpoint",
-                   "sagemakerruntime:invokeEndpoint", "applicationautoscaling:putScalingPolicy",
-                   "cloudwatch:putDashboard", "sagemaker:createTrainingJob",
+                   "applicationautoscaling:putScalingPolicy",
+                   "sagemaker:createTrainingJob",
                    "sagemaker:describeTrainingJob", "sagemaker:deleteEndpoint"):
         assert f"aws-sdk:{action}" in text, action
     for machine in machines.values():
@@ -165,3 +200,16 @@ def test_the_mlflow_stack_serves_https_with_a_postgres_backend_and_stable_webhoo
     for secret in ("ADMIN_PASSWORD", "WEBHOOK_KEY_SOURCE", "WEBHOOK_SECRET", "DB_PASSWORD"):
         assert f'"Name": "{secret}"' in task
     assert "WEBHOOK_URL" in task
+
+
+def test_the_mlflow_task_is_told_the_names_its_clients_use(synth):
+    """MLflow refuses any Host that is not localhost or a private address unless
+    --allowed-hosts lists it; the entrypoint builds that list from MLFLOW_PUBLIC_HOSTS
+    (tests/integration/test_mlflow_image.py runs it)."""
+    template = synth.templates[names.STACK_MLFLOW]
+    [task] = resources(template, "AWS::ECS::TaskDefinition").values()
+    [container] = task["Properties"]["ContainerDefinitions"]
+    [hosts] = [e["Value"] for e in container["Environment"] if e["Name"] == "MLFLOW_PUBLIC_HOSTS"]
+    [alb] = resources(template, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert hosts == {"Fn::Join": ["", ["mlflow.example.com,",
+                                       {"Fn::GetAtt": [alb, "DNSName"]}]]}

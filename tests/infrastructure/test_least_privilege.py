@@ -1,7 +1,7 @@
 """Least privilege in the synthesized app (the session's shared synth): no wildcard actions,
 SageMaker permissions scoped to the projects' name prefixes wherever SageMaker lets a
-resource be named, the public webhook throttled, storage and logs encrypted, no secret in
-a template."""
+resource be named, storage and logs encrypted, no secret in a template. (The webhook's
+reserved concurrency is a setting, off by default: test_app.py, test_existing_mlflow.py.)"""
 
 from __future__ import annotations
 
@@ -86,15 +86,19 @@ def test_sagemaker_permissions_name_their_resources_by_project_prefix(synth):
     assert scoped > 0
 
 
-def test_the_public_webhook_is_throttled_by_reserved_concurrency(synth):
+def test_the_sagemaker_role_may_read_only_the_projects_rollback_alarms(synth):
+    """Blue/green auto-rollback: SageMaker reads the alarms with the endpoint's execution
+    role (cloudwatch:DescribeAlarms), or the UpdateEndpoint fails."""
     template = synth.templates[names.STACK_CONTROL]
-    urls = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Url"]
-    assert urls
-    for url in urls:
-        target = url["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0]
-        function = template["Resources"][target]["Properties"]
-        assert 0 < function["ReservedConcurrentExecutions"] <= 10, function.get(
-            "ReservedConcurrentExecutions")
+    role = next(lid for lid, r in template["Resources"].items()
+                if r["Type"] == "AWS::IAM::Role" and "sagemaker.amazonaws.com" in json.dumps(
+                    r["Properties"]["AssumeRolePolicyDocument"]))
+    granted = [st for logical, st in statements(template)
+               if {"Ref": role} in template["Resources"][logical]["Properties"].get("Roles", [])
+               and "cloudwatch:DescribeAlarms" in as_list(st["Action"])]
+    assert granted, "the SageMaker role cannot read the rollback alarms"
+    resources = [r for st in granted for r in resource_text(st)]
+    assert resources and all(":alarm:test-project-*" in r for r in resources), resources
 
 
 def test_buckets_queues_topics_and_logs_are_encrypted(synth):
