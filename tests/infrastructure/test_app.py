@@ -138,6 +138,11 @@ def test_state_machines_use_aws_sdk_integrations_and_never_sync(synth):
                    "sagemaker:createTrainingJob",
                    "sagemaker:describeTrainingJob", "sagemaker:deleteEndpoint"):
         assert f"aws-sdk:{action}" in text, action
+    # The smoke test and the dashboards are glue steps now (only references travel in the
+    # state): their functions hold the calls the machine used to make itself.
+    policies = json.dumps(resources(synth.templates[names.STACK_CONTROL], "AWS::IAM::Policy"))
+    for action in ("sagemaker:InvokeEndpoint", "cloudwatch:PutDashboard"):
+        assert f'"{action}"' in policies, action
     for machine in machines.values():
         assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
         assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
