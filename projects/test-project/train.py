@@ -59,6 +59,10 @@ def main() -> None:
 
     with mlflow.start_run():
         mlflow.log_params(vars(args))
+        location = os.environ.get("MLOPS_DATA_LOCATION")
+        if location:
+            # The contract: say which data the run trained on, so lineage can record it.
+            mlflow.log_input(mlflow.data.from_pandas(X, source=location, name="training"))
         mlflow.log_metrics(metrics)
         mlflow.sklearn.log_model(
             model,

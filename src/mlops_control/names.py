@@ -25,6 +25,9 @@ TAG_LINEAGE_DATA_LOCATION = "lineage.data_location"
 TAG_LINEAGE_DATA_VERSION = "lineage.data_version"
 TAG_LINEAGE_TRAINING_JOB = "lineage.training_job"
 TAG_LINEAGE_CODE_REVISION = "lineage.code_revision"
+# Set instead of data_location/data_version when the run shows no sign of reading the data it
+# was given (no dataset input or param naming it, no file under it opened): the location.
+TAG_LINEAGE_DATA_NOT_READ = "lineage.data_not_read"
 TAG_PROMOTION = "lineage.promotion"
 """Why the promotion gate did or did not tag a freshly trained version."""
 

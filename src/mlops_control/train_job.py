@@ -42,6 +42,7 @@ class TrainingResult:
     metrics: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     promotion: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, indent=2)
@@ -112,6 +113,7 @@ def run(ml_root: MLRoot) -> TrainingResult:
     client.log_dict(run_id, _smoke_test_payload(valid), names.SMOKE_TEST_ARTIFACT)
 
     capture = DataCapture()
+    opened = _watch_opens([data_location, os.environ.get(names.ENV_DATA_LOCATION, "")])
     try:
         with _run_context(run_id, project_dir, project_name):
             _run_entry_point(command_line, project_dir, capture)
@@ -125,6 +127,19 @@ def run(ml_root: MLRoot) -> TrainingResult:
         client.set_terminated(run_id, "FINISHED")
     result = TrainingResult(project=project_name, run_id=run_id,
                             metrics=dict(finished.data.metrics))
+    if data_location and not _data_was_read(
+            client, finished, [data_location, os.environ.get(names.ENV_DATA_LOCATION, "")],
+            opened):
+        # The version must not claim it was trained on data its project never read.
+        lineage.pop(names.TAG_LINEAGE_DATA_VERSION, None)
+        lineage[names.TAG_LINEAGE_DATA_LOCATION] = "unknown"
+        lineage[names.TAG_LINEAGE_DATA_NOT_READ] = data_location
+        result.warnings.append(
+            f"{project_name} did not read the data at {data_location}: the run logs no dataset "
+            f"input or param naming it and opened no file under it; read "
+            f"${names.ENV_DATA_LOCATION} in get_data() and log it with mlflow.log_input("
+            "mlflow.data.from_pandas(frame, source=location))")
+        _progress("WARNING: " + result.warnings[-1])
     # Before the promotion gate can start a deployment that compares live data with them.
     _log_training_stats(client, run_id, project_dir, capture)
     versions = _check_registrations(client, run_id, project_name, entry_point.command,
@@ -213,6 +228,59 @@ def _run_context(run_id: str, project_dir: Path, project: str) -> Iterator[None]
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _watch_opens(locations: list[str]) -> set[str]:
+    """Files under ``locations`` this process opens from now on (Python's audit hook sees
+    ``open()``, so pandas and the csv module; not C++ readers such as pyarrow's, which is why
+    a project should also log the data as a dataset input)."""
+    roots = [os.path.realpath(loc) for loc in locations if loc and "://" not in loc]
+    opened: set[str] = set()
+    if not roots:
+        return opened
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open" and isinstance(args[0], str | Path):
+            path = os.path.realpath(args[0])
+            if any(path == r or path.startswith(r + os.sep) for r in roots):
+                opened.add(path)
+
+    sys.addaudithook(hook)
+    return opened
+
+
+def _data_was_read(client: Any, run: Any, locations: list[str], opened: set[str]) -> bool:
+    """Whether the run shows it used the data it was given: a dataset input or a param naming
+    the location (or the file the channel holds), or a file under it opened."""
+    if opened:
+        return True
+    names_ = {loc for loc in locations if loc}
+    for loc in list(names_):
+        if "://" not in loc and os.path.exists(loc):
+            names_.add(os.path.realpath(loc))
+            if os.path.isdir(loc):
+                names_ |= {os.path.realpath(os.path.join(loc, f)) for f in os.listdir(loc)}
+    texts = [str(v) for v in run.data.params.values()]
+    inputs = getattr(run, "inputs", None)
+    for item in getattr(inputs, "dataset_inputs", None) or []:
+        texts.append(str(item.dataset.source))
+    for text in texts:
+        if any(n in text for n in names_):
+            return True
+        for candidate in _paths_in(text):
+            if os.path.realpath(candidate) in names_:
+                return True
+    return False
+
+
+def _paths_in(text: str) -> list[str]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    if isinstance(value, dict):
+        return [str(v) for v in value.values() if isinstance(v, str)]
+    return [text]
 
 
 def _check_writable(ml_root: MLRoot) -> None:

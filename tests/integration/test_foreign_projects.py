@@ -146,3 +146,43 @@ def test_a_failure_is_still_reported_when_the_output_folder_is_not_writable(tmp_
     (ml_root.root / "output").write_text("not a folder")
     assert ml_root.write_failure("training failed: boom") is False
     assert "failure: training failed: boom" in capsys.readouterr().err
+
+
+def test_new_data_a_project_ignores_is_not_recorded_as_its_lineage(tmp_path, mlflow_server):
+    # An inbox retrain: the data file is offered, but this project's get_data() never reads
+    # MLOPS_DATA_LOCATION.
+    write_project(tmp_path / "projects", "ignores-data", "None if test_env else 'ignores-data'")
+    drop = tmp_path / "drop.csv"
+    drop.write_text("a,b,target\n1,2,3\n")
+    settings = make_settings(tmp_path / "state", projects_dir=tmp_path / "projects")
+    result = local_training.run(settings, mlflow_server.url, local_training.LocalTrainingJob(
+        project="ignores-data", data_location=str(drop), data_version="sha256:abc",
+        trigger=names.Trigger.NEW_DATA), quiet=True)
+    (version,) = result["versions"]
+    tags = mlflow_server.client.get_model_version("ignores-data", version).tags
+    assert tags[names.TAG_LINEAGE_DATA_NOT_READ] == str(drop)
+    assert tags[names.TAG_LINEAGE_DATA_LOCATION] == "unknown"
+    assert names.TAG_LINEAGE_DATA_VERSION not in tags
+    assert result["warnings"] == [
+        f"ignores-data did not read the data at {drop}: the run logs no dataset input or "
+        "param naming it and opened no file under it; read $MLOPS_DATA_LOCATION in "
+        "get_data() and log it with mlflow.log_input(mlflow.data.from_pandas(frame, "
+        "source=location))"]
+
+
+def test_new_data_a_project_reads_with_pandas_is_its_lineage(tmp_path, mlflow_server):
+    folder = write_project(tmp_path / "projects", "reads-data",
+                           "None if test_env else 'reads-data'")
+    (folder / "data.py").write_text(
+        "import os\nimport pandas as pd\n\n\ndef get_data():\n"
+        "    frame = pd.read_csv(os.path.join(os.environ['MLOPS_DATA_LOCATION'], 'drop.csv'))\n"
+        "    return frame.drop(columns=['target']), frame['target']\n")
+    drop = tmp_path / "drop.csv"
+    drop.write_text("a,b,target\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(20)))
+    settings = make_settings(tmp_path / "state", projects_dir=tmp_path / "projects")
+    result = local_training.run(settings, mlflow_server.url, local_training.LocalTrainingJob(
+        project="reads-data", data_location=str(drop), data_version="sha256:abc"), quiet=True)
+    tags = mlflow_server.client.get_model_version("reads-data", result["versions"][0]).tags
+    assert tags[names.TAG_LINEAGE_DATA_LOCATION] == str(drop)
+    assert tags[names.TAG_LINEAGE_DATA_VERSION] == "sha256:abc"
+    assert names.TAG_LINEAGE_DATA_NOT_READ not in tags and result["warnings"] == []
