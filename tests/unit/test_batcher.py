@@ -156,3 +156,16 @@ def test_a_model_without_signature_gets_the_dataframe_mlflow_would_build(shelf: 
     assert answers == [
         (200, {"predictions": saved.predict(saved.X.iloc[3:5]).tolist()}),
         (200, {"predictions": saved.predict(saved.X.iloc[:3]).tolist()})]
+
+
+def test_scikit_learns_value_check_blames_the_request_even_behind_a_signature() -> None:
+    """A float64 tensor signature admits 3.4e38; a forest casting to float32 refuses it. The
+    fuzzer found this as a 500: the request can change it, so it is a 400."""
+    from types import SimpleNamespace
+
+    from mlops_control.serving.batcher import blames_the_input
+
+    signed = SimpleNamespace(served=SimpleNamespace(plan=SimpleNamespace(mode="tensor")))
+    too_big = ValueError("Input X contains infinity or a value too large for dtype('float32').")
+    assert blames_the_input(signed, too_big)  # type: ignore[arg-type]
+    assert not blames_the_input(signed, ValueError("model bug"))  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -154,6 +155,7 @@ def _part(data: Any, start: int, end: int) -> Any:
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 """What estimators raise on input they cannot take (wrong width, names, dtype or rank)."""
 MLFLOW_INPUT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
+_VALUE_CHECK = re.compile(r"^Input (X )?contains (NaN|infinity)")
 
 
 def blames_the_input(item: Pending, exc: Exception) -> bool:
@@ -166,6 +168,10 @@ def blames_the_input(item: Pending, exc: Exception) -> bool:
     checked against a column or float-matrix signature reached the model well formed: an
     exception then is a model bug, a 500 that the endpoint's 5xx alarm sees (MLflow's server
     answers 400 for both, which would hide a broken model from the rollback alarms)."""
+    if isinstance(exc, ValueError) and _VALUE_CHECK.search(str(exc)):
+        # scikit-learn's own check of the values (NaN, inf, beyond float32): a signature's
+        # dtype admits them, the estimator cannot take them, and the request can change that.
+        return True
     if item.served.plan.mode != "frame":
         return False
     code = getattr(exc, "error_code", None)
@@ -177,8 +183,8 @@ def blames_the_input(item: Pending, exc: Exception) -> bool:
 def _model_failed(item: Pending, exc: Exception) -> None:
     if blames_the_input(item, exc):
         item.reply(400, protocol.error_body(
-            protocol.INVALID_INPUT, "the model cannot take this input (it has no signature "
-            f"to check it against here): {type(exc).__name__}: {exc}"))
+            protocol.INVALID_INPUT,
+            f"the model cannot take this input: {type(exc).__name__}: {exc}"))
         return
     logger.warning("model failed on a request", extra={
         "model": item.served.label, "rows": item.parsed.n_rows, "error": repr(exc)[:300]})
