@@ -97,7 +97,8 @@ class ControlStack(Stack):
             training_volume_gb=settings.training.volume_gb,
             training_max_runtime_s=settings.training.max_runtime_s,
             training_environment=training_env, key=key,
-            log_retention=_retention(settings.log_retention_days), sagemaker_config=sm_config)
+            log_retention=_retention(settings.log_retention_days), sagemaker_config=sm_config,
+            training_vpc_config=(self.network.training_vpc_config if self.network else None))
         self.intake = EventIntake(
             self, "EventIntake", factory=factory, registry_environment=registry_env,
             projects=settings.projects, stages=list(settings.stages),

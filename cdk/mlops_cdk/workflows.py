@@ -73,7 +73,8 @@ class Workflows(Construct):
                  training_volume_gb: int, training_max_runtime_s: int,
                  training_environment: dict[str, str], key: kms.IKey | None,
                  log_retention: logs.RetentionDays,
-                 sagemaker_config: sm.SageMakerConfig) -> None:
+                 sagemaker_config: sm.SageMakerConfig,
+                 training_vpc_config: dict[str, object] | None = None) -> None:
         super().__init__(scope, construct_id)
         self._projects = list(projects)
         # The fields of every request the glue steps return, from the request builders.
@@ -110,7 +111,8 @@ class Workflows(Construct):
             sagemaker_role=sagemaker_role, image_uri=image_uri,
             output_uri=training_output_uri, instance_type=training_instance_type,
             volume_gb=training_volume_gb, max_runtime_s=training_max_runtime_s,
-            environment=training_environment), Duration.hours(25))
+            environment=training_environment, vpc_config=training_vpc_config),
+            Duration.hours(25))
         for machine in (self.deploy, self.train):
             sagemaker_role.grant_pass_role(machine)
         # SageMaker authorises tags sent with a Create* call as sagemaker:AddTags on the new
@@ -575,7 +577,8 @@ class Workflows(Construct):
     # --- train ----------------------------------------------------------------------------
     def _train_definition(self, *, sagemaker_role: iam.IRole, image_uri: str,
                           output_uri: str, instance_type: str, volume_gb: int,
-                          max_runtime_s: int, environment: dict[str, str]) -> sfn.IChainable:
+                          max_runtime_s: int, environment: dict[str, str],
+                          vpc_config: dict[str, object] | None) -> sfn.IChainable:
         jobs = self._arns("training-job", "{project}-*")
         failed = sfn.Fail(self, "TrainingFailed", error="TrainingFailed",
                           cause="see the notification and the training job's FailureReason")
@@ -610,6 +613,10 @@ class Workflows(Construct):
             "Environment": environment,
             "Tags": [{"Key": "mlops:project", "Value": sfn.JsonPath.string_at("$.project")}],
         }
+        if vpc_config is not None:
+            # With the MLflow stack the job must reach MLflow's ALB, which admits only the
+            # NAT's address: so it runs in the private subnets as one of MLflow's clients.
+            job_params["VpcConfig"] = vpc_config
         if self._key is not None:
             job_params["OutputDataConfig"]["KmsKeyId"] = self._key.key_arn  # type: ignore[index]
         create = tasks.CallAwsService(

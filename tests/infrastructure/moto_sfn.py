@@ -193,6 +193,19 @@ class MotoStack:
                 name=logical_id, definition=definition,
                 roleArn=self.resolve(props["RoleArn"]))["stateMachineArn"]
             attrs = {"Ref": arn, "Arn": arn, "Name": logical_id}
+        elif kind == "AWS::EC2::VPC":  # the network training jobs run in (network.py)
+            vpc_id = _client("ec2").create_vpc(CidrBlock=props["CidrBlock"])["Vpc"]["VpcId"]
+            attrs = {"Ref": vpc_id, "VpcId": vpc_id}
+        elif kind == "AWS::EC2::Subnet":
+            subnet_id = _client("ec2").create_subnet(
+                VpcId=self.resolve(props["VpcId"]),
+                CidrBlock=props["CidrBlock"])["Subnet"]["SubnetId"]
+            attrs = {"Ref": subnet_id, "SubnetId": subnet_id}
+        elif kind == "AWS::EC2::SecurityGroup":
+            group_id = _client("ec2").create_security_group(
+                GroupName=logical_id, Description=props["GroupDescription"],
+                VpcId=self.resolve(props["VpcId"]))["GroupId"]
+            attrs = {"Ref": group_id, "GroupId": group_id}
         else:
             raise NotImplementedError(f"{logical_id}: the harness does not provision {kind}")
         self._attrs[logical_id] = attrs

@@ -93,9 +93,6 @@ def test_the_sagemaker_role_may_run_training_jobs_in_the_vpc(synth):
         assert f'"{action}"' in text, action
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "pending in cdk/mlops_cdk/workflows.py (another session's file): CreateTrainingJob needs "
-    "VpcConfig = ControlStack.network.training_vpc_config; remove this marker with it"))
 def test_training_jobs_run_in_the_private_subnets_as_mlflow_clients(synth):
     template = synth.templates[names.STACK_CONTROL]
     [train] = [m for lid, m in resources(template, "AWS::StepFunctions::StateMachine").items()

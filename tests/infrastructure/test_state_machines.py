@@ -596,6 +596,15 @@ def test_training_runs_the_shared_image_on_the_project_prefix_with_mlflow_creden
         "Environment"]["Variables"]
     assert job["AlgorithmSpecification"]["TrainingImage"] == stack.resolve(
         glue_env["MLOPS_IMAGE_URI"])
+    # With the MLflow stack the job runs in the app subnets as one of MLflow's clients, so
+    # it leaves through the NAT address MLflow's ALB admits (network.py).
+    clients = stack.ref(next(lid for lid, r in stack.resources.items()
+                             if r["Type"] == "AWS::EC2::SecurityGroup"
+                             and "clients of MLflow" in r["Properties"]["GroupDescription"]))
+    app_subnets = {stack.ref(lid) for lid, r in stack.resources.items()
+                   if r["Type"] == "AWS::EC2::Subnet" and "appSubnet" in lid}
+    assert job["VpcConfig"]["SecurityGroupIds"] == [clients]
+    assert set(job["VpcConfig"]["Subnets"]) == app_subnets and len(app_subnets) == 2
     described = aws.sagemaker.describe_training_job(TrainingJobName=job["TrainingJobName"])
     assert described["TrainingJobStatus"] == "Completed"
     assert aws.notifications() == []

@@ -350,11 +350,6 @@ payloads = st.one_of(
     .map(lambda r: {"dataframe_records": [r]}))
 
 
-# Known open bug (issue 13.6, left open): some generated request to the unsigned model gets a
-# 500 INTERNAL_ERROR ('the server failed to handle the request') in about one run in two; not
-# yet reduced. strict=False so the passing runs still check everything else.
-@pytest.mark.xfail(reason="open bug: a generated request to the unsigned model can get a 500 "
-                   "INTERNAL_ERROR (issue 13.6)", strict=False)
 @settings(max_examples=figures.examples(150), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much, HealthCheck.data_too_large])

@@ -230,8 +230,11 @@ def _frame(kind: str, payload: Any) -> Parsed:
             return Parsed(len(payload), data=np.asarray(payload))
         else:
             frame = pd.DataFrame(payload)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise SchemaError(f"{kind} is not a valid table: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - pandas raises its own types for odd JSON
+        # The input is decoded JSON and nothing else runs here, so whatever pandas raises
+        # (InvalidIndexError for object column names, IndexError, ...) is the request's fault.
+        detail = str(exc) or type(exc).__name__
+        raise SchemaError(f"{kind} is not a valid table: {detail}") from None
     if frame.empty and not len(frame):
         raise SchemaError("the input has no rows")
     return Parsed(len(frame), data=frame)
