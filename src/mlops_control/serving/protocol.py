@@ -230,7 +230,7 @@ def _frame(kind: str, payload: Any) -> Parsed:
             return Parsed(len(payload), data=np.asarray(payload))
         else:
             frame = pd.DataFrame(payload)
-    except Exception as exc:  # noqa: BLE001 - pandas raises its own types for odd JSON
+    except Exception as exc:  # pandas raises its own types for odd JSON
         # The input is decoded JSON and nothing else runs here, so whatever pandas raises
         # (InvalidIndexError for object column names, IndexError, ...) is the request's fault.
         detail = str(exc) or type(exc).__name__
