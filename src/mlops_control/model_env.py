@@ -20,39 +20,36 @@ unless the model pins them itself.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
 import mlops_control
+from mlops_control.env_build import (  # noqa: F401 - EnvironmentFailed is this module's error too
+    PIP_INSTALL,
+    READY,
+    EnvironmentFailed,
+    Progress,
+    building,
+    run_streamed,
+    to_stderr,
+)
 from mlops_control.errors import ControlCentreError
 
 ENV_VAR = "MLOPS_SERVING_ENV_MANAGER"
 MANAGERS = ("auto", "local", "virtualenv")
 REQUIREMENTS = "requirements.txt"
 PYTHON_ENV = "python_env.yaml"
-READY = ".ready"
 
 # What ``python -m mlops_control.container serve`` imports beyond the standard library and
 # the model's own stack: pinned from our requirements.txt unless the model names them.
 SERVING_NEEDS = ("numpy", "pandas", "pyarrow", "PyYAML", "psutil", "orjson", "httptools")
 PACKAGE_DIR = Path(mlops_control.__file__).resolve().parent
 OUR_REQUIREMENTS = PACKAGE_DIR.parents[1] / "requirements.txt"
-
-Progress = Callable[[str], None]
-
-
-class EnvironmentFailed(ControlCentreError):
-    """The model's environment could not be built; the message holds pip's own reason."""
-
 
 def manager() -> str:
     value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
@@ -71,7 +68,7 @@ def python_for(model_dir: Path, envs_dir: Path, label: str,
     requirements = read_requirements(model_dir)
     if mode == "auto" and not unmet(requirements):
         return sys.executable
-    return str(build(model_dir, envs_dir, label, progress or _stderr))
+    return str(build(model_dir, envs_dir, label, progress or to_stderr))
 
 
 def read_requirements(model_dir: Path) -> list[str]:
@@ -120,24 +117,17 @@ def build(model_dir: Path, envs_dir: Path, label: str, progress: Progress) -> Pa
     python = env_dir / "bin" / "python"
     if (env_dir / READY).exists():
         return python
-    envs_dir.mkdir(parents=True, exist_ok=True)
-    with _locked(env_dir.with_name(env_dir.name + ".lock")):
-        if (env_dir / READY).exists():  # built by whoever held the lock before us
-            return python
-        shutil.rmtree(env_dir, ignore_errors=True)  # a build that died half-way
-        progress(f"creating environment for {label} (first time, takes a minute) in {env_dir}")
-        try:
+    with building(env_dir) as needed:
+        if needed:
+            progress(f"creating environment for {label} (first time, takes a minute) "
+                     f"in {env_dir}")
             _create(model_dir, env_dir, python, progress)
-        except BaseException:
-            shutil.rmtree(env_dir, ignore_errors=True)
-            raise
-        (env_dir / READY).touch()
-        progress(f"environment for {label} ready")
+            progress(f"environment for {label} ready")
     return python
 
 
 def _create(model_dir: Path, env_dir: Path, python: Path, progress: Progress) -> None:
-    _run([sys.executable, "-m", "venv", str(env_dir)], progress, "python -m venv")
+    run_streamed([sys.executable, "-m", "venv", str(env_dir)], progress, "python -m venv")
     requirements = read_requirements(model_dir)
     _check_python(model_dir, progress)
     named = {_name(line) for line in requirements}
@@ -145,33 +135,15 @@ def _create(model_dir: Path, env_dir: Path, python: Path, progress: Progress) ->
     needs = [line for line in ours if _name(line) in {_norm(n) for n in SERVING_NEEDS}]
     constraints = env_dir / "constraints.txt"
     constraints.write_text("".join(f"{line}\n" for line in ours))
-    argv = [str(python), "-m", "pip", "install", "--disable-pip-version-check",
-            "--progress-bar", "off", "-c", str(constraints), *needs]
+    argv = [str(python), *PIP_INSTALL, "-c", str(constraints), *needs]
     if requirements:
         argv += ["-r", str(Path(model_dir) / REQUIREMENTS)]
-    _run(argv, progress, "pip install")
+    run_streamed(argv, progress, "pip install")
     # Our package as a link to its source: importable, and none of its pins re-resolved.
     site = Path(subprocess.check_output(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         text=True).strip())
     (site / PACKAGE_DIR.name).symlink_to(PACKAGE_DIR, target_is_directory=True)
-
-
-def _run(argv: list[str], progress: Progress, what: str) -> None:
-    """Run a build step, streaming its output lines; fail with its own error lines."""
-    lines: list[str] = []
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=env) as proc:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip()
-            if line:
-                lines.append(line)
-                progress(f"  {line}")
-    if proc.returncode != 0:
-        errors = [line for line in lines if line.lstrip().startswith("ERROR")] or lines[-3:]
-        raise EnvironmentFailed(f"{what} failed: {' | '.join(e.strip() for e in errors)}")
 
 
 def _check_python(model_dir: Path, progress: Progress) -> None:
@@ -197,17 +169,3 @@ def _name(line: str) -> str:
 
 def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
-
-
-@contextlib.contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _stderr(line: str) -> None:
-    print(f"[env] {line}", file=sys.stderr, flush=True)
