@@ -233,12 +233,19 @@ class ControlCentre:
             logger.error("training failed", extra={"project": event.project,
                                                    "reason": str(exc)})
             return
+        warnings: list[str] = result.get("warnings") or []
+        message = "; ".join([result.get("promotion") or "registered", *warnings])
         self.history.add(project=event.project, action="train", ok=True,
-                         version=",".join(result["versions"]),
-                         message=result.get("promotion") or "registered")
+                         version=",".join(result["versions"]), message=message)
         logger.info("trained", extra={"project": event.project,
                                       "version": ",".join(result["versions"]),
                                       "promotion": result.get("promotion") or "no gate"})
+        for warning in warnings:
+            # The job ran quietly (its lines are in train.log): what it warned about, such as
+            # a project that never read the new data, must still reach the person watching.
+            logger.warning("trained with a warning", extra={
+                "project": event.project, "version": ",".join(result["versions"]),
+                "warning": warning})
         self.request(event.project, "new version trained")
 
     # --- status ---------------------------------------------------------------------------

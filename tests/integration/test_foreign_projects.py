@@ -186,3 +186,29 @@ def test_new_data_a_project_reads_with_pandas_is_its_lineage(tmp_path, mlflow_se
     assert tags[names.TAG_LINEAGE_DATA_LOCATION] == str(drop)
     assert tags[names.TAG_LINEAGE_DATA_VERSION] == "sha256:abc"
     assert names.TAG_LINEAGE_DATA_NOT_READ not in tags and result["warnings"] == []
+
+
+def test_the_control_centre_says_when_a_project_ignored_the_data_it_retrained_on(
+        tmp_path, mlflow_server, caplog):
+    from mlops_control.control_centre import ControlCentre
+    from tests.live import free_block, wait_until
+
+    write_project(tmp_path / "projects", "deaf-data", "None if test_env else 'deaf-data'")
+    settings = make_settings(tmp_path / "state", projects_dir=tmp_path / "projects",
+                             endpoint_base_port=free_block())
+    centre = ControlCentre(settings, mlflow_server.url, stages=frozenset({"staging"}),
+                           reconcile_interval_s=3600, serving_workers=1, receiver_port=0)
+    centre.start()
+    try:
+        inbox = settings.inbox_dir / "deaf-data"
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "drop.csv").write_text("a,b,target\n1,2,3\n")
+        wait_until(lambda: any(i["action"] == "train" for i in centre.status()["recent"]),
+                   "the inbox file to be trained on", timeout=180)
+    finally:
+        centre.stop()
+    [trained] = [i for i in centre.status()["recent"] if i["action"] == "train"]
+    assert trained["ok"] and "deaf-data did not read the data at " in trained["message"]
+    [warned] = [r for r in caplog.records if r.getMessage() == "trained with a warning"]
+    assert warned.levelname == "WARNING" and warned.project == "deaf-data"
+    assert "read $MLOPS_DATA_LOCATION in get_data()" in warned.warning
