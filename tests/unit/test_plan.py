@@ -142,6 +142,17 @@ def test_given_two_versions_tagged_while_nothing_ran_then_the_newest_wins_and_th
     assert (refuse.version, refuse.status, deploy.version) == ("2", "superseded", "3")
     assert "version 3 was requested for staging too" in refuse.reason
     assert "the newest version wins" in refuse.reason
+    assert refuse.reason.endswith("To serve version 2 on staging instead, tag it "
+                                  "deploy=staging again: it then replaces version 3")
+
+
+def test_given_a_superseded_version_tagged_again_then_it_replaces_the_winner():
+    # What the superseded message tells a person to do, once the winner serves.
+    actions = plan.plan(view(served(2, "superseded", stage="staging", deploy="staging"),
+                             served(3, "in_service", stage="staging", deploy="staging"),
+                             live={"staging": "3"}))
+    assert actions == [plan.Deploy("staging", "2", "3",
+                                   "roll back to version 2 (tagged deploy=staging)")]
 
 
 def test_given_an_alias_named_like_a_stage_then_its_version_is_deployed_there():

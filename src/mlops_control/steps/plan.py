@@ -222,11 +222,14 @@ def plan(view: ProjectView) -> list[Action]:
                 if loser is not chosen:
                     via = how[(loser.version, stage)]
                     alias = via.removeprefix("aliased @") if via.startswith("aliased") else None
+                    again = (f"set the alias @{alias} on it again" if alias else
+                             f"tag it {names.TAG_DEPLOY}={stage} again")
                     actions.append(Refuse(loser.version, stage, (
                         f"version {chosen.version} was requested for {stage} too "
                         f"({how[(chosen.version, stage)]}) and won: the newest version wins "
-                        f"(MLflow keeps no time for a tag); tag version {loser.version} again "
-                        "to deploy it after"), status=names.Status.SUPERSEDED, alias=alias))
+                        f"(MLflow keeps no time for a tag). To serve version {loser.version} "
+                        f"on {stage} instead, {again}: it then replaces version "
+                        f"{chosen.version}"), status=names.Status.SUPERSEDED, alias=alias))
             verb = "roll back" if current and chosen.number < int(current) else "deploy"
             actions.append(Deploy(stage, chosen.version, current,
                                   f"{verb} to version {chosen.version} "
