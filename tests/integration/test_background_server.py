@@ -1,0 +1,53 @@
+"""A command that needs MLflow and finds none starts the embedded server in the background:
+it says so, says how to stop it, and the server is still there after the command ends until
+`mlops server stop` (``make mlflow-server-rm``) stops it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops_control import procs
+from mlops_control.local_server import LocalMLflow
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.integration
+MLOPS = [sys.executable, "-m", "mlops_control.cli"]
+
+
+def test_an_implicitly_started_server_is_announced_outlives_the_command_and_stops(
+        tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state")
+    env = {**os.environ, "MLOPS_STATE_DIR": str(settings.state_dir),
+           "MLOPS_MLFLOW_PORT": str(settings.mlflow_port),
+           "MLOPS_RECEIVER_PORT": str(procs.free_port())}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    server = LocalMLflow(settings)
+    try:
+        first = subprocess.run([*MLOPS, "webhook", "register"], env=env, capture_output=True, text=True,
+                               timeout=180)
+        assert first.returncode == 0, first.stderr
+        assert (f"starting the local MLflow server on {server.url} in the background; it "
+                "keeps running after this command (stop it with `make mlflow-server-rm`)"
+                ) in first.stderr
+        assert server.running()  # the command has ended; the server has not
+
+        # The next command uses it, and says nothing about starting one.
+        second = subprocess.run([*MLOPS, "webhook", "register"], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert second.returncode == 0 and "starting the local MLflow" not in second.stderr
+        assert "updated" in second.stdout
+
+        stopped = subprocess.run([*MLOPS, "server", "stop"], env=env, capture_output=True,
+                                 text=True, timeout=60)
+        assert stopped.stdout.strip() == "MLflow server stopped"
+        assert not server.running()
+        status = subprocess.run([*MLOPS, "server", "status"], env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert (status.returncode, status.stdout.strip()) == (1, "not running")
+    finally:
+        server.stop()  # only the server this test started, found by its own state folder
