@@ -349,15 +349,16 @@ def _boolean(value: Any) -> bool:
     raise ValueError("not a boolean")
 
 
-def _string(value: Any) -> str | float | None:
-    # A missing value (null, or NaN as pandas writes one) is kept as it came: MLflow hands
-    # object columns to the model as they are, and an imputer fitted on data with NaN
-    # expects NaN, not "nan" or "".
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float) and value != value:
-        return value
-    raise TypeError("not a string")
+def _string(value: Any) -> Any:
+    # MLflow's server casts a string column to object and hands the model every value as it
+    # came: a missing one (null, or NaN as pandas writes one; an imputer fitted on data with
+    # NaN expects NaN, not "nan"), and a number or a boolean too (an encoder with
+    # handle_unknown="ignore" scores it as an unknown category). So do we. Only a nested list
+    # or object is no value of a column: no model's encoder can hash it.
+    if isinstance(value, (list, dict)):
+        raise TypeError(f"a nested {'list' if isinstance(value, list) else 'object'}, "
+                        "not a string")
+    return value
 
 
 def _binary(value: Any) -> bytes | None:

@@ -161,3 +161,72 @@ def test_missing_values_in_string_columns_get_mlflows_answer(titanic_both) -> No
             continue
         assert post(ours, body, content_type) == (200, mlflow_answer), name
     assert post(ours, {"dataframe_split": split})[1]["predictions"] == expected
+
+
+def test_numbers_and_booleans_in_string_columns_get_mlflows_answer(titanic_both) -> None:
+    """MLflow hands a string column's values to the model as they came; this pipeline's
+    encoder (handle_unknown="ignore") scores a number or a boolean as an unknown category."""
+    ours, theirs, saved = titanic_both
+    assert isinstance(saved.X, pd.DataFrame)
+    X = saved.X.iloc[:4].astype(object)
+    X = X.where(X.notna(), None)
+    X.loc[X.index[0], "Embarked"] = 5
+    X.loc[X.index[1], "Cabin"] = True
+    X.loc[X.index[2], "Sex"] = 2.5
+    bodies = {
+        "dataframe_split": {"dataframe_split": {"columns": list(X.columns),
+                                                "data": X.values.tolist()}},
+        "dataframe_records": {"dataframe_records": X.to_dict(orient="records")},
+    }
+    for name, body in bodies.items():
+        mlflow_status, mlflow_answer = post(theirs, body)
+        assert mlflow_status == 200, (name, mlflow_answer)
+        assert post(ours, body) == (200, mlflow_answer), name
+    # A nested list is no column value: MLflow's model call fails on it, we say which it is.
+    X.loc[X.index[3], "Sex"] = ["male"]
+    nested = {"dataframe_records": X.to_dict(orient="records")}
+    mlflow_status, _ = post(theirs, nested)
+    status, answer = post(ours, nested)
+    assert mlflow_status == status == 400, (mlflow_status, status)
+    assert answer["message"] == "column 'Sex', row 4: ['male'] is a nested list, not a string"
+
+
+def strict_categories(path: Path) -> SavedModel:
+    """A signed pipeline whose encoder refuses categories it was not fitted on."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tests.models import _save
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"city": rng.choice(["paris", "lyon"], 60).astype(object),
+                      "size": rng.normal(size=60)})
+    y = (X["city"] == "paris").astype("int64")
+    model = make_pipeline(ColumnTransformer([("city", OneHotEncoder(), ["city"])],
+                                            remainder="passthrough"),
+                          LogisticRegression()).fit(X, y)
+    _save(model, path, X, model.predict(X), serialization_format="pickle")
+    return SavedModel(path, model, X)
+
+
+def test_a_category_the_model_never_saw_is_the_requests_fault_as_in_mlflow(tmp_path) -> None:
+    """Its encoder raises "Found unknown categories": MLflow answers 400, and so do we, not a
+    500 that would count against the endpoint's 5xx alarm and roll a healthy model back."""
+    saved = strict_categories(tmp_path / "model")
+    with serving(saved.path, tmp_path, workers=1) as server, \
+            mlflow_serving(saved.path, tmp_path / "mlflow.log") as theirs:
+        ours = f"{server.url}/invocations"
+        known = {"dataframe_records": [{"city": "lyon", "size": 0.1}]}
+        assert post(ours, known) == post(theirs, known) == (200, {"predictions": [0]})
+        for city in ("rome", 5):
+            body = {"dataframe_records": [{"city": "lyon", "size": 0.1},
+                                          {"city": city, "size": 0.2}]}
+            mlflow_status, _ = post(theirs, body)
+            status, answer = post(ours, body)
+            assert mlflow_status == status == 400, (city, mlflow_status, answer)
+            assert answer["message"].startswith(
+                f"the model cannot take this input: ValueError: Found unknown categories "
+                f"[{city!r}]"), answer

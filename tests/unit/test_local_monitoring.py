@@ -74,6 +74,29 @@ def test_the_observer_counts_answers_and_summarizes_batches_when_it_flushes(tmp_
     assert interval.rss_bytes and interval.rss_bytes > 0
 
 
+def test_a_text_feature_stays_categorical_when_a_request_sends_numbers_in_it(tmp_path,
+                                                                            monkeypatch):
+    # Numbers in a string column reach the model as they came (as in MLflow); the feature's
+    # statistics must not turn numeric for that interval against a categorical reference.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLOPS_MODEL_NAME", "p")
+    monkeypatch.setenv("MLOPS_MODEL_VERSION", "1")
+    path = tmp_path / "m.sqlite"
+    store = MetricsStore(path)
+    store.put_training_stats("p", "1", {"features": {
+        "city": {"kind": "categorical", "count": 10, "missing": 0}}})
+    store.close()
+    observer = MetricsObserver(str(path), "p-production", flush_s=3600)
+    try:
+        observer.on_batch(2, 0.002, False, pd.DataFrame({"city": pd.Series([5, 6], dtype=object)}),
+                          np.array([0, 1]))
+        interval = observer.flush()
+    finally:
+        observer.close()
+    assert interval is not None
+    assert interval.data["features"]["city"] == {"count": 2, "missing": 0, "kind": "categorical"}
+
+
 def test_the_observer_keeps_a_bounded_sample_of_batches(tmp_path, monkeypatch):
     from mlops_control.monitoring import observer as module
 

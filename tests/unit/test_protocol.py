@@ -257,7 +257,8 @@ def test_mixed_types_become_typed_columns(mixed: InputPlan) -> None:
     ("age", 40.5, "is not a whole number"),
     ("age", None, "a missing value, but integer columns cannot hold one"),
     ("member", "maybe", "is not a boolean"),
-    ("city", 75, "is not a string"),
+    ("city", [75], "is a nested list, not a string"),
+    ("city", {"name": "lyon"}, "is a nested object, not a string"),
     ("score", "high", "is not a number"),
 ])
 def test_a_value_of_the_wrong_type_names_column_and_row(mixed: InputPlan, column: str,
@@ -267,6 +268,16 @@ def test_a_value_of_the_wrong_type_names_column_and_row(mixed: InputPlan, column
     status, message = refused(mixed, {"dataframe_records": rows})
     assert status == 400
     assert message.startswith(f"column {column!r}, row 2: ") and message.endswith(problem)
+
+
+def test_a_number_or_a_boolean_in_a_string_column_reaches_the_model_as_it_came(
+        mixed: InputPlan) -> None:
+    # As MLflow's server does (it casts the column to object): the model judges the value.
+    rows = [{"age": 40, "member": True, "city": city, "score": 0.5}
+            for city in ("lyon", 75, True, None, 2.5)]
+    data = parse(mixed, {"dataframe_records": rows})
+    assert data["city"].dtype == object
+    assert [type(v) for v in data["city"]] == [str, int, bool, type(None), float]
 
 
 def test_a_missing_value_in_a_csv_long_column_names_the_row(mixed: InputPlan) -> None:

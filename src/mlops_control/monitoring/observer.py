@@ -275,7 +275,10 @@ def _concatenated(batches: list[Any]) -> list[Any]:
 
 
 def _feature(values: np.ndarray, summary: dict[str, Any] | None) -> dict[str, Any]:
-    numbers = fast_stats.as_numbers(values)
+    # A feature the training data had as text stays categorical whatever a request sends
+    # in it (numbers reach the model as they came, as in MLflow: see schema._string).
+    categorical = summary is not None and summary.get("kind") == "categorical"
+    numbers = None if categorical else fast_stats.as_numbers(values)
     if numbers is None:
         missing = sum(1 for v in values.tolist() if stats.is_missing(v))
         return {"count": int(values.size) - missing, "missing": missing, "kind": "categorical"}

@@ -155,7 +155,7 @@ def _part(data: Any, start: int, end: int) -> Any:
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 """What estimators raise on input they cannot take (wrong width, names, dtype or rank)."""
 MLFLOW_INPUT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
-_VALUE_CHECK = re.compile(r"^Input (X )?contains (NaN|infinity)")
+_VALUE_CHECK = re.compile(r"^(Input (X )?contains (NaN|infinity)|Found unknown categories )")
 
 
 def blames_the_input(item: Pending, exc: Exception) -> bool:
@@ -169,8 +169,10 @@ def blames_the_input(item: Pending, exc: Exception) -> bool:
     exception then is a model bug, a 500 that the endpoint's 5xx alarm sees (MLflow's server
     answers 400 for both, which would hide a broken model from the rollback alarms)."""
     if isinstance(exc, ValueError) and _VALUE_CHECK.search(str(exc)):
-        # scikit-learn's own check of the values (NaN, inf, beyond float32): a signature's
-        # dtype admits them, the estimator cannot take them, and the request can change that.
+        # scikit-learn's own checks of the values (NaN, inf, beyond float32; a category an
+        # encoder was not fitted on): a signature's type admits them, the estimator cannot
+        # take them, and the request can change that. Counted as 5xx, clients sending a new
+        # city would roll a healthy model back.
         return True
     if item.served.plan.mode != "frame":
         return False
