@@ -15,9 +15,11 @@ only what needs MLflow or a judgement:
 - ``finish``: write the outcome into the registry (``apply.succeed`` / ``apply.fail``) and
   return the notification text;
 - ``retire_finish``: delete the endpoint's candidates, configs and models, write ``retired``;
-- ``execution_ended`` (EventBridge, every deploy/retire execution that ends): release a lock
-  the machine's own states did not (stopped, timed out, or an error no Catch can see, such as
-  ``States.DataLimitExceeded``) and then record the failure and notify.
+- ``execution_ended`` (EventBridge, every deploy/retire/train execution that ends): release a
+  lock the machine's own states did not (stopped, timed out, or an error no Catch can see,
+  such as ``States.DataLimitExceeded``) and then record the failure and notify; notify when a
+  lock step failed (nothing was touched) or a training execution ended outside its own
+  failure path (its SageMaker job may still run).
 
 A step that raises fails its Task; the state machine catches it and runs ``finish``.
 """
@@ -202,12 +204,22 @@ def acquire_logic(event: LockEvent, dynamodb: Any, table: str, now: float) -> di
     return {"acquired": acquired, "key": key, "owner": event.execution}
 
 
+TRAINING_FAILED = "TrainingFailed"
+"""The error of the Train machine's own failure path, which has notified already."""
+LOCK_UNAVAILABLE = "LockUnavailable"
+"""The error of the Fail state a deploy/retire ends in when its lock step itself failed."""
+
+
 def ended_logic(detail: EndedDetail, dynamodb: Any, table: str,
                 registry: Callable[[], RegistryClient], sns: Any,
                 topic_arn: str) -> dict[str, Any]:
     """An execution ended. If it still holds its endpoint's lock, its own states never ran
     to an end (they release it on every path): release it, and for a failure write the
-    ``failed`` tags and notify, as the machine's failure path would have."""
+    ``failed`` tags and notify, as the machine's failure path would have. A training
+    execution that ended outside its own failure path is notified."""
+    training = _training_input(detail.input)
+    if training is not None:
+        return _training_ended(detail, training, sns, topic_arn)
     try:
         request = _Input.model_validate_json(detail.input or "{}")
     except ValueError:
@@ -215,6 +227,16 @@ def ended_logic(detail: EndedDetail, dynamodb: Any, table: str,
     key = names.endpoint_name(request.project, request.stage)
     held = lock.release(dynamodb, table, key, detail.executionArn)
     if held is None:
+        if detail.status != "SUCCEEDED" and detail.error == LOCK_UNAVAILABLE:
+            # The lock table failed (throttled, KMS access denied): the execution touched
+            # nothing and the tags still ask for the work, so the reconciler will try again,
+            # but a person must learn why nothing happens.
+            sns.publish(TopicArn=topic_arn, Subject=f"Work on {key} could not start"[:99],
+                        Message=f"an execution for {key} could not take the endpoint's lock "
+                                f"and changed nothing: {(detail.cause or 'no cause given')[:800]}"
+                                f" ({detail.executionArn}); the reconciler retries while the "
+                                "tags still ask for it")
+            return {"released": False, "notified": True}
         return {"released": False}
     if detail.status == "SUCCEEDED":
         logger.warning("released a lock the execution left", extra={"endpoint": key})
@@ -240,6 +262,31 @@ def ended_logic(detail: EndedDetail, dynamodb: Any, table: str,
                 Message=f"{deploy.project} version {deploy.version} was not deployed to "
                         f"{key}: {reason} ({detail.executionArn})")
     return {"released": True, "notified": True, "recorded": subject.startswith("Deployment to")}
+
+
+def _training_input(raw: str | None) -> dict[str, Any] | None:
+    """The Train machine's input (data_trigger.training_input), or None for another's."""
+    try:
+        body = json.loads(raw or "{}")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and "training_job_name" in body else None
+
+
+def _training_ended(detail: EndedDetail, training: dict[str, Any], sns: Any,
+                    topic_arn: str) -> dict[str, Any]:
+    if detail.status == "SUCCEEDED" or (detail.status == "FAILED"
+                                        and detail.error == TRAINING_FAILED):
+        return {"notified": False}  # a success, or a failure the machine notified itself
+    job = str(training["training_job_name"])
+    project = str(training.get("project", "?"))
+    sns.publish(TopicArn=topic_arn, Subject=f"Training {project} ended {detail.status}"[:99],
+                Message=f"the training execution for {project} ended {detail.status} before "
+                        f"it could report: {detail.error or 'no error given'}: "
+                        f"{(detail.cause or '')[:500]} ({detail.executionArn}). The SageMaker "
+                        f"training job {job} may still run; stop it with `aws sagemaker "
+                        f"stop-training-job --training-job-name {job}` if it should not.")
+    return {"notified": True, "training_job": job}
 
 
 def finish_logic(event: FinishEvent, registry: RegistryClient) -> dict[str, Any]:

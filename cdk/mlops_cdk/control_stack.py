@@ -119,7 +119,10 @@ class ControlStack(Stack):
         self.image.grant_pull(role)
         location = settings.mlflow.artifact_location
         if location is not None:  # an existing MLflow's artifact store
-            self.sagemaker.grant_read_artifacts(*location, settings.mlflow.artifact_kms_key_arn)
+            self.sagemaker.grant_artifacts(
+                *location, settings.mlflow.artifact_kms_key_arn,
+                # No proxy in between: training jobs upload their models to the bucket.
+                write=settings.mlflow.artifact_bucket is not None)
         self._grant_glue_sagemaker()
         self.notifications.topic.grant_publish(self.workflows.retire)
         self.notifications.topic.grant_publish(self.workflows.train)

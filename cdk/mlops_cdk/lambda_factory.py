@@ -15,6 +15,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from mlops_cdk import nag
+
 if TYPE_CHECKING:
     from mlops_cdk.network import Network
 
@@ -88,6 +90,13 @@ class LambdaFactory:
             reserved_concurrent_executions=reserved_concurrency,
             **self._placement(),
         )
+        if dlq is not None and self._key is not None:
+            # Lambda sends a failed async event to the queue as the function's role: without
+            # the key, SendMessage to a KMS queue is refused and the event is lost.
+            self._key.grant_encrypt_decrypt(fn)
+            nag.actions(fn, nag.KMS_GRANT_ACTIONS,
+                        "the grant on our one KMS key that its dead-letter queue is "
+                        "encrypted with (SendMessage to a KMS queue needs GenerateDataKey)")
         Validations.of(fn).acknowledge(_ack(
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AWSLambdaBasicExecutionRole]",

@@ -78,16 +78,21 @@ class SageMakerRole(Construct):
         """Training jobs in the VPC (network.py): SageMaker makes their network interfaces."""
         self.role.add_to_policy(iam.PolicyStatement(actions=VPC_ACTIONS, resources=["*"]))
 
-    def grant_read_artifacts(self, bucket_name: str, prefix: str,
-                             kms_key_arn: str | None) -> None:
+    def grant_artifacts(self, bucket_name: str, prefix: str, kms_key_arn: str | None, *,
+                        write: bool) -> None:
         """An existing MLflow's artifact store: endpoints and Batch Transform load the model
-        data from it with this role (``prefix`` "" for the whole bucket)."""
+        data from it with this role (``prefix`` "" for the whole bucket). ``write`` when the
+        MLflow's clients write S3 themselves (no artifact proxy): a training job is one of
+        them, and its ``log_model`` uploads with this role."""
         key = kms.Key.from_key_arn(self, "MlflowArtifactKey", kms_key_arn) if kms_key_arn \
             else None
         bucket = s3.Bucket.from_bucket_attributes(self, "MlflowArtifacts",
                                                   bucket_name=bucket_name, encryption_key=key)
         objects = f"{prefix}/*" if prefix else "*"
-        bucket.grant_read(self.role, objects)
+        if write:
+            bucket.grant_read_write(self.role, objects)
+        else:
+            bucket.grant_read(self.role, objects)
         nag.wildcard(self.role, f"arn:aws:s3:::{bucket_name}/{objects}",
                      "MLflow writes each model version's artifacts under its own run's prefix")
 

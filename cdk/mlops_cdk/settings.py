@@ -95,9 +95,10 @@ class MlflowSettings(_Model):
     artifacts_destination: str | None = None
     """Existing MLflow that proxies artifacts: its ``--artifacts-destination`` (s3://...)."""
     artifact_bucket: str | None = None
-    """Existing MLflow: the S3 bucket its model artifacts are in, which the SageMaker role is
-    granted read on (endpoints and Batch Transform load models from it). Derived from
-    ``artifacts_destination`` when that is given; needed when clients write S3 directly."""
+    """Existing MLflow whose clients write S3 directly (no artifact proxy): the bucket its
+    artifacts are in. The SageMaker role may read and write it (training jobs upload their
+    models; endpoints and Batch Transform load them). With ``artifacts_destination`` instead,
+    the role may only read that prefix: the MLflow server does the writing."""
     artifact_kms_key_arn: str | None = None
     """Existing MLflow: the KMS key that bucket encrypts with, if it is a customer managed
     key (the SageMaker role is then granted ``kms:Decrypt`` on it)."""

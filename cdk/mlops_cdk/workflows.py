@@ -133,6 +133,11 @@ class Workflows(Construct):
         self.locks.grant(self.lock, "dynamodb:PutItem")
         for releaser in (ended, self.deploy, self.retire):
             self.locks.grant(releaser, "dynamodb:DeleteItem")
+        if self._key is not None:
+            # Table.grant adds no key permissions, and DynamoDB refuses a caller who may not
+            # use the table's customer managed key ("KMS key access denied").
+            for user in (self.lock, ended, self.deploy, self.retire):
+                self._key.grant_encrypt_decrypt(user)
         topic.grant_publish(ended)
         # The smoke step sends the test slice itself (only a reference is in the state).
         self.glue["check_smoke"].add_to_role_policy(iam.PolicyStatement(
@@ -141,11 +146,13 @@ class Workflows(Construct):
             actions=["cloudwatch:PutDashboard"],
             resources=self._arns("dashboard", "{project}_*", service="cloudwatch", region="")))
         # Every end, whatever caused it: a stopped execution, a timeout, or an error no Catch
-        # sees (States.DataLimitExceeded, States.Runtime) still releases and is recorded.
+        # sees (States.DataLimitExceeded, States.Runtime) still releases and is recorded; a
+        # training execution that ended so is notified (its job may still be running).
         rule = events.Rule(self, "ExecutionEnded", event_pattern=events.EventPattern(
             source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
             detail={"stateMachineArn": [self.deploy.state_machine_arn,
-                                        self.retire.state_machine_arn],
+                                        self.retire.state_machine_arn,
+                                        self.train.state_machine_arn],
                     "status": ENDED_STATUSES}))
         rule.add_target(targets.LambdaFunction(ended, retry_attempts=8))
 
@@ -230,8 +237,10 @@ class Workflows(Construct):
         acquire = self._lambda(f"{prefix}AcquireLock", "acquire_lock", {
             "request": sfn.JsonPath.object_at("$"), "kind": kind,
             "execution": sfn.JsonPath.string_at("$$.Execution.Id")}, "$.lock")
+        # The lock step's own error (throttling, KMS access denied) as the cause, which the
+        # execution-ended handler sends on: nothing else would say why nothing happens.
         acquire.add_catch(sfn.Fail(self, f"{prefix}LockUnavailable", error="LockUnavailable",
-                                   cause="the endpoint lock table did not answer"),
+                                   cause_path=sfn.JsonPath.string_at("$.error.Cause")),
                           errors=TASK_FAILED, result_path="$.error")
         busy = sfn.Succeed(self, f"{prefix}EndpointBusy", comment=(
             "another execution deploys or retires this endpoint; nothing was touched"))

@@ -118,3 +118,12 @@ def test_the_model_workflow_offers_each_action_through_the_cli(action, command):
     [step] = [s for s in model["jobs"]["model"]["steps"]
               if s.get("if") == f"inputs.action == '{action}'"]
     assert command in step["run"]
+
+
+def test_the_model_workflow_can_run_inside_mlflows_allowed_networks():
+    """With the MLflow stack its ALB admits only mlflow.allowed_cidrs; GitHub-hosted runners
+    call from anywhere, so the runner is the person's choice, GitHub-hosted by default."""
+    workflow = load("model.yml")
+    runner = workflow["on"]["workflow_dispatch"]["inputs"]["runner"]
+    assert runner["default"] == "ubuntu-latest" and "allowed_cidrs" in runner["description"]
+    assert workflow["jobs"]["model"]["runs-on"] == "${{ inputs.runner }}"

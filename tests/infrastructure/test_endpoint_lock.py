@@ -191,6 +191,34 @@ def test_the_lock_is_released_after_success_and_after_failure(aws):
     assert locks(aws) == []
 
 
+def test_a_lock_step_that_fails_touches_nothing_and_is_alerted_with_its_cause(aws):
+    """The lock table refuses (here: it is gone; on AWS, say, KMS access denied): the
+    execution ends LockUnavailable carrying DynamoDB's own error, and the ended handler sends
+    it on, since nothing else would say why the tagged version never deploys."""
+    aws.add_version("1", deploy="production")
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    dynamodb.delete_table(TableName=lock_table(aws))
+
+    ended = aws.harness.wait(start(aws, "WorkflowsDeploy", deploy_input("1"), "delivery-kms"))
+
+    assert ended.status == "FAILED" and ended.states == ["AcquireLock", "LockUnavailable"]
+    described = aws.harness.sfn.describe_execution(executionArn=ended.described["executionArn"])
+    assert described["error"] == "LockUnavailable"
+    assert "ResourceNotFoundException" in described["cause"]
+    # The table answers again by the time EventBridge delivers the end (as for the handler,
+    # whose own key grant is test_everyone_using_the_lock_table_may_use_the_key...).
+    dynamodb.create_table(TableName=lock_table(aws), BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+    assert execution_ended(aws, ended_event(described)) == {"released": False,
+                                                            "notified": True}
+    [notice] = aws.notifications()
+    assert notice["subject"] == "Work on test-project-production could not start"
+    assert "ResourceNotFoundException" in notice["message"]
+    assert aws.tags("1")[names.TAG_DEPLOY] == "production"  # still asked for: retried
+    assert names.TAG_STATUS not in aws.tags("1")
+
+
 @pytest.mark.parametrize("ending", ["stopped", "data limit"])
 def test_an_execution_that_ends_outside_its_own_states_is_recorded_failed_and_notified(
         aws, ending):
@@ -313,7 +341,24 @@ def test_the_lock_table_and_its_grants_are_least_privilege(synth):
         "sagemaker:InvokeEndpoint"}
 
 
-def test_every_end_of_a_deploy_or_retire_execution_reaches_the_ended_handler(synth):
+def test_everyone_using_the_lock_table_may_use_the_key_it_is_encrypted_with(synth):
+    """A customer managed key: DynamoDB refuses PutItem/DeleteItem with "KMS key access
+    denied" unless the caller itself may use the key (Table.grant adds no key permissions),
+    and every deploy and retire would end LockUnavailable at its first step."""
+    template = synth.templates[names.STACK_CONTROL]
+    [table] = [r["Properties"] for r in template["Resources"].values()
+               if r["Type"] == "AWS::DynamoDB::Table"]
+    key = table["SSESpecification"]["KMSMasterKeyId"]
+    for role in ("endpointlockFunction", "WorkflowsDeployRole", "WorkflowsRetireRole",
+                 "executionendedFunction"):
+        statements = _policies_of(template, role)
+        with_key = [st for st in statements if key == st["Resource"]
+                    or (isinstance(st["Resource"], list) and key in st["Resource"])]
+        assert {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*"} <= _actions(
+            with_key, "kms:"), role
+
+
+def test_every_end_of_a_deploy_retire_or_train_execution_reaches_the_ended_handler(synth):
     template = synth.templates[names.STACK_CONTROL]
     [rule] = [r["Properties"] for r in template["Resources"].values()
               if r["Type"] == "AWS::Events::Rule"
@@ -322,7 +367,8 @@ def test_every_end_of_a_deploy_or_retire_execution_reaches_the_ended_handler(syn
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
     assert set(pattern["detail"]["status"]) == {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
     machines = sorted(m["Ref"][:-8] for m in pattern["detail"]["stateMachineArn"])
-    assert machines == ["WorkflowsDeploy", "WorkflowsRetire"]  # logical ids less their hash
+    # Logical ids less their hash.
+    assert machines == ["WorkflowsDeploy", "WorkflowsRetire", "WorkflowsTrain"]
     [target] = rule["Targets"]
     assert target["Arn"]["Fn::GetAtt"][0].startswith("executionendedFunction")
 

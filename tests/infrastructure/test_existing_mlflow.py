@@ -22,17 +22,35 @@ EXISTING_MLFLOW = {"tracking_uri": "https://mlflow.corp.example",
                    "artifact_kms_key_arn": KEY_ARN}
 
 
+DIRECT_WRITES = {"tracking_uri": "https://mlflow.corp.example",
+                 "auth_secret_name": "corp/mlflow-admin",
+                 "artifact_bucket": BUCKET, "artifact_kms_key_arn": KEY_ARN}
+"""An existing MLflow without an artifact proxy: its clients, training jobs among them, write
+the bucket themselves."""
+
+
 @pytest.fixture(scope="module")
 def existing(synth, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The control stack's template with ``EXISTING_MLFLOW`` and a reserved concurrency (the
     shared ``synth`` built the Lambda bundle this one uses)."""
+    return control_template(tmp_path_factory, {"mlflow": EXISTING_MLFLOW,
+                                               "webhook_reserved_concurrency": 3})
+
+
+@pytest.fixture(scope="module")
+def direct(synth, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return control_template(tmp_path_factory, {"mlflow": DIRECT_WRITES})
+
+
+def control_template(tmp_path_factory: pytest.TempPathFactory,
+                     changes: dict[str, Any]) -> dict[str, Any]:
     from aws_cdk import App, Validations
     from cdk_nag import AwsSolutionsChecks
     from mlops_cdk import settings as settings_mod
     from mlops_cdk.stacks import build
 
     context = cdk_context()
-    raw = {**context["mlops"], "mlflow": EXISTING_MLFLOW, "webhook_reserved_concurrency": 3}
+    raw = {**context["mlops"], **changes}
     outdir = tmp_path_factory.mktemp("cdk.out.existing")
     app = App(outdir=str(outdir), context={**context, "mlops": raw})
     build(app, settings_mod.from_context(raw))
@@ -70,6 +88,17 @@ def test_the_sagemaker_role_may_read_the_existing_mlflows_artifacts(existing):
     writes = [json.dumps(st["Resource"]) for st in statements
               if any(a.startswith(("s3:Put", "s3:Delete")) for a in actions(st))]
     assert not any(BUCKET in w for w in writes), "read only"
+
+
+def test_training_jobs_may_write_an_existing_mlflows_bucket_its_clients_write_directly(direct):
+    """Without an artifact proxy the training job's log_model uploads to the bucket with the
+    SageMaker role: denied, the job would fail after training."""
+    statements = sagemaker_role_statements(direct)
+    writes = [json.dumps(st["Resource"]) for st in statements if "s3:PutObject" in actions(st)]
+    assert any(f":s3:::{BUCKET}/*" in w for w in writes), writes
+    encrypts = json.dumps([st["Resource"] for st in statements
+                           if "kms:GenerateDataKey*" in actions(st)])
+    assert KEY_ARN in encrypts
 
 
 def test_a_reserved_concurrency_that_is_set_lands_on_the_webhook_only(existing):

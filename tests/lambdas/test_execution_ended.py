@@ -87,13 +87,12 @@ def test_a_retire_that_ended_outside_its_states_is_released_and_notified(aws):
     assert "States.Runtime" in notice["Message"]
 
 
-def test_an_execution_that_held_no_lock_changes_nothing(aws):
+def test_an_execution_that_found_its_endpoint_busy_changes_nothing(aws):
     dynamodb, sns, topic, inbox = aws
     lock.acquire(dynamodb, "locks", "churn-production", "the-winner", "deploy", request(),
                  now=1000)
-
-    detail = EndedDetail(executionArn=EXECUTION, status="FAILED", error="LockUnavailable",
-                         input=json.dumps(request()))
+    # The loser of the race ends in its EndpointBusy state: a success that touched nothing.
+    detail = EndedDetail(executionArn=EXECUTION, status="SUCCEEDED", input=json.dumps(request()))
 
     def registry() -> Any:
         raise AssertionError("a loser must not touch the registry")
@@ -102,3 +101,52 @@ def test_an_execution_that_held_no_lock_changes_nothing(aws):
     assert inbox() == []
     [held] = dynamodb.scan(TableName="locks")["Items"]
     assert held["owner"]["S"] == "the-winner"
+
+
+def test_an_execution_whose_lock_step_failed_is_alerted_and_touches_nothing(aws):
+    dynamodb, sns, topic, inbox = aws
+    lock.acquire(dynamodb, "locks", "churn-production", "the-winner", "deploy", request(),
+                 now=1000)
+    cause = ('{"errorMessage": "An error occurred (AccessDeniedException) when calling the '
+             'PutItem operation: KMS key access denied"}')
+    detail = EndedDetail(executionArn=EXECUTION, status="FAILED", error="LockUnavailable",
+                         cause=cause, input=json.dumps(request()))
+
+    def registry() -> Any:
+        raise AssertionError("nothing was deployed: the tags must stay as they are")
+
+    answer = ended_logic(detail, dynamodb, "locks", registry, sns, topic)
+
+    assert answer == {"released": False, "notified": True}
+    [notice] = inbox()
+    assert notice["Subject"] == "Work on churn-production could not start"
+    assert "KMS key access denied" in notice["Message"] and EXECUTION in notice["Message"]
+    [held] = dynamodb.scan(TableName="locks")["Items"]
+    assert held["owner"]["S"] == "the-winner"
+
+
+TRAINING = {"project": "churn", "data_location": "s3://data/data/churn/",
+            "training_job_name": "churn-train-abc123", "trigger": "new_data"}
+
+
+@pytest.mark.parametrize(("status", "error", "alerted"), [
+    ("TIMED_OUT", None, True), ("ABORTED", None, True), ("FAILED", "States.Runtime", True),
+    ("FAILED", "TrainingFailed", False),  # the machine's own failure path notified already
+    ("SUCCEEDED", None, False)])
+def test_a_training_execution_that_ended_outside_its_failure_path_is_alerted(
+        aws, status, error, alerted):
+    dynamodb, sns, topic, inbox = aws
+    detail = EndedDetail(executionArn=EXECUTION.replace("Deploy", "Train"), status=status,
+                         error=error, input=json.dumps(TRAINING))
+
+    def registry() -> Any:
+        raise AssertionError("training tags nothing here")
+
+    answer = ended_logic(detail, dynamodb, "locks", registry, sns, topic)
+
+    notices = inbox()
+    assert answer["notified"] is alerted and len(notices) == int(alerted)
+    if alerted:
+        assert notices[0]["Subject"] == f"Training churn ended {status}"
+        assert "stop-training-job --training-job-name churn-train-abc123" in notices[0][
+            "Message"]
