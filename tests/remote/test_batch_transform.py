@@ -59,16 +59,19 @@ def test_a_transform_job_scores_the_csv_prefix_with_the_shared_image(remote, tmp
         "s3://artifact-bucket/batch/test-project/v3/test-project-batch-v3-t1/")
     model = sagemaker.describe_model(ModelName=operation.job.model_name)
     assert model["PrimaryContainer"]["Image"] == remote.outputs.image_uri
-    # Batch Transform refuses ModelDataSource: a model.tar.gz packed from the artifacts.
-    packed = "s3://artifact-bucket/mlflow/1/models/m-3/artifacts/model.tar.gz"
+    # Batch Transform refuses ModelDataSource: a tarball packed from the artifacts, beside
+    # their folder, so an endpoint copying the folder into /opt/ml/model does not copy it.
+    packed = "s3://artifact-bucket/mlflow/1/models/m-3/artifacts.tar.gz"
     assert model["PrimaryContainer"]["ModelDataUrl"] == packed
     assert "ModelDataSource" not in model["PrimaryContainer"]
+    in_folder = [o["Key"] for o in s3.list_objects_v2(
+        Bucket="artifact-bucket", Prefix="mlflow/1/models/m-3/artifacts/")["Contents"]]
+    assert not any(k.endswith(".tar.gz") for k in in_folder), in_folder
 
     # The tarball unpacks into /opt/ml/model as the folder was, and the real serving code
     # loads it and scores a header-less mini-batch by the signature's column order.
     archive = tmp_path / "model.tar.gz"
-    s3.download_file("artifact-bucket", "mlflow/1/models/m-3/artifacts/model.tar.gz",
-                     str(archive))
+    s3.download_file("artifact-bucket", "mlflow/1/models/m-3/artifacts.tar.gz", str(archive))
     opt_ml_model = tmp_path / "opt" / "ml" / "model"
     with tarfile.open(archive) as tar:
         tar.extractall(opt_ml_model, filter="data")
@@ -81,13 +84,13 @@ def test_a_transform_job_scores_the_csv_prefix_with_the_shared_image(remote, tmp
 
     # A second job reuses the tarball instead of packing the model again.
     stamp = s3.head_object(Bucket="artifact-bucket",
-                           Key="mlflow/1/models/m-3/artifacts/model.tar.gz")["ETag"]
+                           Key="mlflow/1/models/m-3/artifacts.tar.gz")["ETag"]
     batch_transform.start(
         sagemaker=sagemaker, registry=remote.registry, config=config(remote),
         project="test-project", version="3", input_uri="s3://data-bucket/batch/in/",
         output_uri="s3://artifact-bucket/batch/test-project/v3", token="t2", s3=s3)
     assert s3.head_object(Bucket="artifact-bucket",
-                          Key="mlflow/1/models/m-3/artifacts/model.tar.gz")["ETag"] == stamp
+                          Key="mlflow/1/models/m-3/artifacts.tar.gz")["ETag"] == stamp
 
 
 def test_a_remotely_trained_version_uses_its_training_jobs_model_tarball(remote):

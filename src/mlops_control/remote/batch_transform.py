@@ -14,8 +14,10 @@ Batch Transform refuses models whose container uses ``ModelDataSource`` (the unc
 prefix the endpoints use), so the job's model points ``ModelDataUrl`` at a ``model.tar.gz``:
 the SageMaker training job's output when the version was trained remotely (its
 ``lineage.training_job`` tag), otherwise the version's MLflow artifacts packed once into
-``<artifacts>/model.tar.gz`` beside them and reused by later jobs. The SageMaker model made
-for the job is deleted when the job ends (``wait``), so nothing is left running or billed.
+``<artifacts>.tar.gz`` beside that folder (not in it: the endpoints copy the whole folder
+into /opt/ml/model, and would copy the tarball too) and reused by later jobs. The SageMaker
+model made for the job is deleted when the job ends (``wait``), so nothing is left running or
+billed.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ MAX_PAYLOAD_MB = 6
 job (SageMaker never cuts a record)."""
 CONTAINER_MAX_BODY_BYTES = 100 * 1024 * 1024
 """SageMaker's MaxPayloadInMB ceiling: the container takes any body the service may send."""
-PACKED_NAME = "model.tar.gz"
+PACKED_SUFFIX = ".tar.gz"
+"""Of the tarball beside a model's folder: ``.../artifacts/`` is packed into
+``.../artifacts.tar.gz``."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,14 @@ def packed_model_url(*, sagemaker: Any, s3: Any | None, registry: RegistryClient
 
 
 def pack_prefix(s3: Any, prefix: str) -> str:
-    """Pack the files under an ``s3://`` prefix into ``<prefix>model.tar.gz`` (their paths
-    relative to the prefix, so it unpacks into /opt/ml/model as the folder was), once: a
-    tarball already there is reused. Streams through a temporary file, not memory."""
+    """Pack the files under an ``s3://`` prefix (a folder, ``.../artifacts/``) into
+    ``.../artifacts.tar.gz`` beside it (their paths relative to the prefix, so it unpacks
+    into /opt/ml/model as the folder was), once: a tarball already there is reused. Streams
+    through a temporary file, not memory."""
     bucket, _, key_prefix = prefix.removeprefix("s3://").partition("/")
-    packed_key = key_prefix + PACKED_NAME
+    if not key_prefix.strip("/"):
+        raise ControlCentreError(f"{prefix} is a whole bucket, not a model's folder")
+    packed_key = key_prefix.rstrip("/") + PACKED_SUFFIX
     try:
         s3.head_object(Bucket=bucket, Key=packed_key)
         return f"s3://{bucket}/{packed_key}"
@@ -138,11 +145,11 @@ def pack_prefix(s3: Any, prefix: str) -> str:
             raise
     keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
         Bucket=bucket, Prefix=key_prefix) for o in page.get("Contents", [])
-        if o["Key"] != packed_key and not o["Key"].endswith("/")]
+        if not o["Key"].endswith("/")]
     if not any(k[len(key_prefix):] == "MLmodel" for k in keys):
         raise ControlCentreError(f"{prefix} holds no MLmodel file: it is not an MLflow model")
     with tempfile.TemporaryDirectory() as tmp:
-        archive = f"{tmp}/{PACKED_NAME}"
+        archive = f"{tmp}/model{PACKED_SUFFIX}"
         with tarfile.open(archive, "w:gz") as tar:
             for key in keys:
                 local = f"{tmp}/part"
