@@ -85,7 +85,6 @@ def _conda(project: MLProject, envs_dir: Path) -> list[str]:
                       "time only)")
             run_streamed([conda, "env", "create", "--yes", "--prefix", str(prefix), "--file",
                           str(spec_file)], to_stderr, "conda env create")
-            run_streamed([conda, "run", "--prefix", str(prefix), "pip", "install",
-                          "--disable-pip-version-check", "--progress-bar", "off",
+            run_streamed([conda, "run", "--prefix", str(prefix), "python", *PIP_INSTALL,
                           str(PACKAGE_ROOT)], to_stderr, "pip install of the control centre")
     return [conda, "run", "--no-capture-output", "--prefix", str(prefix), "python"]
