@@ -29,10 +29,9 @@ from importlib import metadata
 from pathlib import Path
 
 import mlops_control
-from mlops_control.env_build import (  # noqa: F401 - EnvironmentFailed is this module's error too
+from mlops_control.env_build import (
     PIP_INSTALL,
     READY,
-    EnvironmentFailed,
     Progress,
     building,
     run_streamed,

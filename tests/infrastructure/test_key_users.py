@@ -51,8 +51,8 @@ def test_every_function_with_a_dead_letter_queue_may_encrypt_for_it(synth):
 def test_cloudwatch_may_publish_alarms_to_the_encrypted_failures_topic(synth):
     template = synth.templates[names.STACK_CONTROL]
     _, key = the_key(template)
-    [topic] = [r["Properties"] for r in template["Resources"].values()
-               if r["Type"] == "AWS::SNS::Topic"]
+    [(topic_id, topic)] = [(lid, r["Properties"]) for lid, r in template["Resources"].items()
+                           if r["Type"] == "AWS::SNS::Topic"]
     assert "KmsMasterKeyId" in topic
     [statement] = [st for st in key["Properties"]["KeyPolicy"]["Statement"]
                    if st.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
@@ -62,4 +62,4 @@ def test_cloudwatch_may_publish_alarms_to_the_encrypted_failures_topic(synth):
     alarms = [r["Properties"] for r in template["Resources"].values()
               if r["Type"] == "AWS::CloudWatch::Alarm"
               and r["Properties"].get("MetricName") == names.STAT_MAX_DRIFT]
-    assert alarms and all(a["AlarmActions"] for a in alarms)
+    assert alarms and all(a["AlarmActions"] == [{"Ref": topic_id}] for a in alarms), alarms
