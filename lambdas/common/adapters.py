@@ -114,17 +114,21 @@ class ExecutionStarter:
 
 
 def start_once(sfn: Any, arn: str, name: str, body: dict[str, Any]) -> str:
-    """``started``, or ``duplicate`` when an execution of that name exists: Step Functions
-    answers a running one's name and input with the original execution (no error), a
-    finished one with ExecutionAlreadyExists."""
-    asked_at = datetime.now(UTC)
+    """``started``, or ``duplicate`` when an execution of that name exists.
+
+    Step Functions answers a second start of a *running* execution with the same name and
+    input with the original execution, as if it had started. The input therefore carries
+    the moment of this request, so any earlier execution of the name differs in input and
+    is refused with ExecutionAlreadyExists, running or finished. (Comparing the answer's
+    startDate with our clock instead misjudged a fresh start as a duplicate whenever the
+    service's clock or its millisecond rounding fell behind ours.)"""
+    requested = {**body, "requested_at": datetime.now(UTC).isoformat()}
     try:
-        response = sfn.start_execution(stateMachineArn=arn, name=name,
-                                       input=json.dumps(body, sort_keys=True))
+        sfn.start_execution(stateMachineArn=arn, name=name,
+                            input=json.dumps(requested, sort_keys=True))
     except sfn.exceptions.ExecutionAlreadyExists:
         return "duplicate"
-    started = response["startDate"]
-    return "duplicate" if started < asked_at else "started"
+    return "started"
 
 
 def _readable(project: str, stage: str) -> str:
