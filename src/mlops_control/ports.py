@@ -3,6 +3,10 @@
 Stage ``production`` of the first project deployed gets 5050 and ``staging`` 5051 (the seed
 project's port); further stages take 5052, 5053, ... in the order first seen. Each further
 project is offset by 10: the second project deployed serves production on 5060.
+
+The book (``state/run/ports.json``) keeps only project names the control centre accepts
+(:data:`names.PROJECT_NAME_PATTERN`): an entry that is not one (the ``<project>`` placeholder an
+earlier ``mlops up`` booked) is dropped, so that it holds no block of ports.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ from mlops_control import names
 
 PROJECT_STRIDE = 10
 
+Book = dict[str, list[str]]
+
+
+def _is_project(name: object) -> bool:
+    return isinstance(name, str) and names.PROJECT_NAME_PATTERN.match(name) is not None
+
 
 class PortBook:
     def __init__(self, file: Path, base: int = names.STAGE_PORTS["production"]) -> None:
@@ -22,23 +32,32 @@ class PortBook:
         self.base = base
         self._lock = threading.Lock()
 
-    def _load(self) -> dict[str, list[str]]:
-        if self.file.exists():
-            data: dict[str, list[str]] = json.loads(self.file.read_text())
-            return data
-        return {"projects": [], "stages": list(names.STAGE_PORTS)}
+    def _load(self) -> tuple[Book, bool]:
+        """The book, and whether it had entries to drop (that are not project names, or
+        repeated)."""
+        if not self.file.exists():
+            return {"projects": [], "stages": list(names.STAGE_PORTS)}, False
+        data: Book = json.loads(self.file.read_text())
+        projects = [p for p in dict.fromkeys(data["projects"]) if _is_project(p)]
+        return {"projects": projects, "stages": data["stages"]}, projects != data["projects"]
+
+    def _save(self, book: Book) -> None:
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(book, indent=2))
+        tmp.replace(self.file)
 
     def projects(self) -> list[str]:
         """The projects with ports, in the order they were first deployed."""
         with self._lock:
-            return list(self._load()["projects"])
+            return list(self._load()[0]["projects"])
 
     def preview(self, project: str | None, stage: str) -> int:
         """The port ``stage`` of ``project`` has, or would get, without booking anything
         (``None``: the next project deployed). Banners use it: booking a placeholder would
         shift every real project's ports."""
         with self._lock:
-            book = self._load()
+            book = self._load()[0]
         projects, stages = book["projects"], book["stages"]
         index = projects.index(project) if project in projects else len(projects)
         offset = stages.index(stage) if stage in stages else len(stages)
@@ -56,9 +75,10 @@ class PortBook:
         return "; ".join(f"{p}: {line(p)}" for p in known)
 
     def port(self, project: str, stage: str) -> int:
+        if not _is_project(project):
+            raise ValueError(f"{project!r} is not a project name: it gets no port")
         with self._lock:
-            book = self._load()
-            changed = False
+            book, changed = self._load()
             if project not in book["projects"]:
                 book["projects"].append(project)
                 changed = True
@@ -66,8 +86,7 @@ class PortBook:
                 book["stages"].append(stage)
                 changed = True
             if changed:
-                self.file.parent.mkdir(parents=True, exist_ok=True)
-                self.file.write_text(json.dumps(book, indent=2))
+                self._save(book)
             stage_offset = book["stages"].index(stage)
             if stage_offset >= PROJECT_STRIDE:
                 raise ValueError(f"more than {PROJECT_STRIDE} stages are not supported locally")

@@ -66,6 +66,32 @@ def test_the_banner_shows_the_port_the_first_project_then_serves_on(
         backend.retire(name, "production")
 
 
+def test_a_placeholder_left_in_ports_json_does_not_move_the_first_project_off_the_banner(
+        mlflow_server, shelf, tmp_path_factory) -> None:
+    base = free_block()
+    settings = make_settings(tmp_path_factory.mktemp("ports"), endpoint_base_port=base)
+    # What the banner of an earlier `make up` booked: a placeholder ahead of every project.
+    book_file = settings.run_dir / "ports.json"
+    book_file.parent.mkdir(parents=True, exist_ok=True)
+    book_file.write_text(json.dumps({"projects": ["<project>"],
+                                     "stages": ["production", "staging"]}))
+    backend = LocalBackend(settings, RegistryClient(mlflow_server.url), workers=1)
+    banner = backend.ports.describe(["production", "staging"])
+    assert banner == f"first project deployed: production on :{base}, staging on :{base + 1}"
+
+    name = fresh_name("placeholder")
+    version = register_folder(mlflow_server.url, name, shelf.forest().path)
+    try:
+        backend.deploy(DeployTarget(project=name, stage="production", version=version,
+                                    endpoint=names.endpoint_name(name, "production"),
+                                    run_id=None, smoke_payload=split_request(shelf.forest().X)))
+        assert ping(base)  # where the banner said, not 10 ports above
+        assert backend.ports.describe(["production"]) == f"{name}: production on :{base}"
+        assert json.loads(book_file.read_text())["projects"] == [name]
+    finally:
+        backend.retire(name, "production")
+
+
 def test_make_local_deployment_serves_on_mlops_endpoint_port_and_port_wins_over_it(
         mlflow_server, shelf, tmp_path: Path) -> None:
     name = fresh_name("makeport")

@@ -1,0 +1,49 @@
+"""The local port book on a real ``ports.json``: what a user finds in it and is told."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlops_control.ports import PortBook
+
+BASE = 5050
+
+
+def write_book(path: Path, projects: list[str], stages: list[str] | None = None) -> Path:
+    path.write_text(json.dumps({"projects": projects,
+                                "stages": stages or ["production", "staging"]}))
+    return path
+
+
+def test_the_placeholder_an_old_make_up_booked_holds_no_block_of_ports(tmp_path: Path) -> None:
+    # What `make up` wrote before 13.9: the banner booked '<project>' ahead of every project.
+    file = write_book(tmp_path / "ports.json", ["<project>", "alpha", "beta"])
+    book = PortBook(file, base=BASE)
+    assert book.projects() == ["alpha", "beta"]
+    assert book.describe(["production", "staging"]) == (
+        "alpha: production on :5050, staging on :5051; "
+        "beta: production on :5060, staging on :5061")
+    # Booking a new project rewrites the file without the placeholder; the others stay put.
+    assert book.port("gamma", "production") == 5070
+    assert json.loads(file.read_text())["projects"] == ["alpha", "beta", "gamma"]
+    assert [book.port(p, "staging") for p in ("alpha", "beta", "gamma")] == [5051, 5061, 5071]
+    assert PortBook(file, base=BASE).describe(["production"]) == (
+        "alpha: production on :5050; beta: production on :5060; gamma: production on :5070")
+
+
+def test_a_book_holding_only_the_placeholder_promises_the_first_block(tmp_path: Path) -> None:
+    book = PortBook(write_book(tmp_path / "ports.json", ["<project>"]), base=BASE)
+    assert book.describe(["production", "staging"]) == (
+        "first project deployed: production on :5050, staging on :5051")
+    assert book.port("test-project", "production") == 5050
+
+
+def test_a_name_that_is_no_project_name_gets_no_port(tmp_path: Path) -> None:
+    book = PortBook(tmp_path / "ports.json", base=BASE)
+    with pytest.raises(ValueError, match="'<project>' is not a project name"):
+        book.port("<project>", "production")
+    assert not (tmp_path / "ports.json").exists()
+    assert book.port("test-project", "production") == 5050
