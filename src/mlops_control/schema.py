@@ -178,15 +178,17 @@ class InputPlan:
             if spec.name not in table.column_names:
                 continue
             column = table.column(spec.name)
-            if column.null_count and spec.type in ("long", "integer", "boolean"):
+            if column.null_count and spec.type in ("long", "integer"):
                 row = first_row + int(np.flatnonzero(column.is_null().to_numpy(
                     zero_copy_only=False))[0])
                 raise SchemaError(f"column {spec.name!r}, row {row}: a missing value, but "
                                   f"{spec.type} columns cannot hold one")
             values = column.to_numpy()
-            if column.null_count and spec.type == "string":
+            if column.null_count and spec.type in ("string", "boolean"):
                 # An empty cell is a missing value, NaN as pandas.read_csv (and so MLflow's
                 # server) gives the model; pyarrow's None would not be seen by an imputer.
+                # (MLflow's own CSV parsing refuses an empty boolean cell; its JSON takes one,
+                # and a table scored in batch should not fail where a request would not.)
                 values = values.astype(object)
                 values[column.is_null().to_numpy(zero_copy_only=False)] = np.nan
             if spec.type == "binary":
@@ -296,6 +298,12 @@ def convert(spec: sig.ColumnSpec, values: Sequence[Any], first_row: int) -> np.n
             reason = str(exc) or f"not a {spec.type}"
             raise SchemaError(f"column {spec.name!r}, row {first_row + i}: {shown(value)} is "
                               f"{reason}") from None
+    if spec.type == "boolean" and any(v is None or v != v for v in out):
+        # A missing value reaches the model as NaN in an object column, as the training frame
+        # of a nullable flag held it, so the model's imputer sees it and the answer is
+        # pyfunc's on those rows. (MLflow's server casts the column to bool instead, silently
+        # scoring null as False and NaN as True.)
+        return np.array([np.nan if v is None else v for v in out], dtype=object)
     return np.array(out, dtype=dtype)
 
 
@@ -337,15 +345,15 @@ def _integer(bits: int) -> Callable[[Any], int]:
 _TRUE, _FALSE = frozenset({"true", "1"}), frozenset({"false", "0"})
 
 
-def _boolean(value: Any) -> bool:
+def _boolean(value: Any) -> bool | float | None:
     if isinstance(value, bool):
         return value
+    if value is None or (isinstance(value, float) and value != value):
+        return value  # missing: see convert
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
         return value.strip().lower() in _TRUE
-    if value is None:
-        raise ValueError("a missing value, but boolean columns cannot hold one")
     raise ValueError("not a boolean")
 
 

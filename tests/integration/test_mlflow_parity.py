@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -230,3 +231,79 @@ def test_a_category_the_model_never_saw_is_the_requests_fault_as_in_mlflow(tmp_p
             assert answer["message"].startswith(
                 f"the model cannot take this input: ValueError: Found unknown categories "
                 f"[{city!r}]"), answer
+
+
+def nullable_flag(path: Path) -> SavedModel:
+    """A signed pipeline fitted on a boolean column with missing values (signature:
+    ``flag: boolean (optional)``), imputing them as its training did."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from tests.models import _save
+
+    rng = np.random.default_rng(0)
+    flag = rng.choice([True, False], 80, p=[0.7, 0.3]).astype(object)
+    flag[::6] = np.nan
+    X = pd.DataFrame({"flag": flag, "size": rng.normal(size=80)})
+    y = ((X["flag"] == False) | (X["size"] > 1.2)).astype("int64")  # noqa: E712
+    flags = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                          OneHotEncoder(handle_unknown="ignore"))
+    model = make_pipeline(ColumnTransformer([("flag", flags, ["flag"])],
+                                            remainder="passthrough"),
+                          LogisticRegression(C=100)).fit(X, y)
+    _save(model, path, X, model.predict(X), serialization_format="pickle")
+    return SavedModel(path, model, X)
+
+
+def test_missing_values_in_a_boolean_column_are_accepted_and_scored_as_pyfunc_does(
+        tmp_path) -> None:
+    """Issue 13.1: a model fitted on a nullable flag deploys (its smoke slice holds NaN), and
+    every request MLflow's server accepts is answered. The answer is pyfunc's on the rows,
+    missing flags imputed as in training; MLflow's server casts the column to bool first and
+    scores a null as False (a known, documented difference)."""
+    import io
+    import json
+
+    import mlflow.pyfunc
+
+    saved = nullable_flag(tmp_path / "model")
+    assert isinstance(saved.X, pd.DataFrame)
+    X = saved.X.iloc[:24]
+    assert X["flag"].isna().sum() >= 3 and set(saved.predict(X)) == {0, 1}
+    expected = mlflow.pyfunc.load_model(str(saved.path)).predict(X).tolist()
+    nulls = X.astype(object).where(X.notna(), None)
+    bodies: dict[str, Any] = {
+        "dataframe_split, null": {"dataframe_split": {"columns": list(X.columns),
+                                                      "data": nulls.values.tolist()}},
+        "dataframe_records, null": {"dataframe_records": nulls.to_dict(orient="records")},
+        "records without the optional key": {"dataframe_records": [
+            {k: v for k, v in r.items() if v is not None}
+            for r in nulls.to_dict(orient="records")]},
+        "pandas to_json split": {"dataframe_split": json.loads(
+            X.to_json(orient="split", index=False))},
+        "inputs as columns": {"inputs": nulls.to_dict(orient="list")},
+    }
+    with serving(saved.path, tmp_path, workers=1) as server, \
+            mlflow_serving(saved.path, tmp_path / "mlflow.log") as theirs:
+        ours = f"{server.url}/invocations"
+        for name, body in bodies.items():
+            mlflow_status, mlflow_answer = post(theirs, body)
+            assert mlflow_status == 200, (name, mlflow_answer)
+            assert post(ours, body) == (200, {"predictions": expected}), name
+        # MLflow's answer differs exactly on rows whose flag is missing.
+        _, mlflow_answer = post(theirs, bodies["dataframe_split, null"])
+        differing = {i for i, (a, b) in enumerate(zip(mlflow_answer["predictions"], expected,
+                                                      strict=True)) if a != b}
+        assert differing and differing <= set(np.flatnonzero(X["flag"].isna().to_numpy()))
+        csv = X.to_csv(index=False)
+        assert "\n," in csv  # empty flag cells
+        assert post(ours, csv.encode(), "text/csv") == (
+            200, {"predictions": saved.predict(pd.read_csv(io.StringIO(csv))).tolist()})
+        bad = {"dataframe_split": {"columns": ["flag", "size"], "data": [["maybe", 0.1]]}}
+        status, answer = post(ours, bad)
+        assert (status, answer["message"]) == (
+            400, "column 'flag', row 1: 'maybe' is not a boolean")
