@@ -1,8 +1,11 @@
 """Which local port each endpoint listens on, stable across restarts.
 
 Stage ``production`` of the first project deployed gets 5050 and ``staging`` 5051 (the seed
-project's port); further stages take 5052, 5053, ... in the order first seen. Each further
-project is offset by 10: the second project deployed serves production on 5060.
+project's port); further stages take 5052, 5053, ... Stages the control centre is configured
+with (``MLOPS_STAGES``) are booked when it starts, in alphabetical order, so that each has its
+own port before anything serves and the banner can say which; a stage first seen otherwise is
+booked when it is first used. Each further project is offset by 10: the second project
+deployed serves production on 5060.
 
 The book (``state/run/ports.json``) keeps only project names the control centre accepts
 (:data:`names.PROJECT_NAME_PATTERN`): an entry that is not one (the ``<project>`` placeholder an
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 from mlops_control import names
+from mlops_control.errors import ControlCentreError
 
 PROJECT_STRIDE = 10
 
@@ -24,6 +29,17 @@ Book = dict[str, list[str]]
 
 def _is_project(name: object) -> bool:
     return isinstance(name, str) and names.PROJECT_NAME_PATTERN.match(name) is not None
+
+
+def _with_stages(book: Book, stages: Iterable[str]) -> Book:
+    """``book`` with the stages it lacks appended in alphabetical order (those it has keep
+    their offsets: adding a stage never moves a port)."""
+    new = sorted(set(stages) - set(book["stages"]))
+    if len(book["stages"]) + len(new) > PROJECT_STRIDE:
+        raise ControlCentreError(
+            f"stages {', '.join([*book['stages'], *new])}: more than {PROJECT_STRIDE} stages "
+            f"are not supported locally (see {names.ENV_STAGES})")
+    return {"projects": book["projects"], "stages": [*book["stages"], *new]}
 
 
 class PortBook:
@@ -47,10 +63,26 @@ class PortBook:
         tmp.write_text(json.dumps(book, indent=2))
         tmp.replace(self.file)
 
+    def _port(self, book: Book, project: str | None, stage: str) -> int:
+        projects, stages = book["projects"], book["stages"]
+        index = projects.index(project) if project in projects else len(projects)
+        offset = stages.index(stage) if stage in stages else len(stages)
+        return self.base + PROJECT_STRIDE * index + offset
+
     def projects(self) -> list[str]:
         """The projects with ports, in the order they were first deployed."""
         with self._lock:
             return list(self._load()[0]["projects"])
+
+    def book_stages(self, stages: Iterable[str]) -> None:
+        """Give each of ``stages`` a port offset, before anything serves (the control centre
+        does, with its configured stages): the ports :meth:`describe` shows are then the ports
+        they serve on, whichever stage deploys first."""
+        with self._lock:
+            book, dirty = self._load()
+            booked = _with_stages(book, stages)
+            if dirty or booked != book:
+                self._save(booked)
 
     def preview(self, project: str | None, stage: str) -> int:
         """The port ``stage`` of ``project`` has, or would get, without booking anything
@@ -58,18 +90,19 @@ class PortBook:
         shift every real project's ports."""
         with self._lock:
             book = self._load()[0]
-        projects, stages = book["projects"], book["stages"]
-        index = projects.index(project) if project in projects else len(projects)
-        offset = stages.index(stage) if stage in stages else len(stages)
-        return self.base + PROJECT_STRIDE * index + offset
+        return self._port(book, project, stage)
 
     def describe(self, stages: list[str]) -> str:
         """Where each known project's stages serve, or where the first project deployed will,
-        e.g. ``test-project: production on :5050, staging on :5051``."""
-        def line(project: str | None) -> str:
-            return ", ".join(f"{s} on :{self.preview(project, s)}" for s in stages)
+        e.g. ``test-project: production on :5050, staging on :5051`` (stages not booked yet
+        are shown where :meth:`book_stages` puts them)."""
+        with self._lock:
+            book = _with_stages(self._load()[0], stages)
 
-        known = self.projects()
+        def line(project: str | None) -> str:
+            return ", ".join(f"{s} on :{self._port(book, project, s)}" for s in stages)
+
+        known = book["projects"]
         if not known:
             return f"first project deployed: {line(None)}"
         return "; ".join(f"{p}: {line(p)}" for p in known)
@@ -90,4 +123,4 @@ class PortBook:
             stage_offset = book["stages"].index(stage)
             if stage_offset >= PROJECT_STRIDE:
                 raise ValueError(f"more than {PROJECT_STRIDE} stages are not supported locally")
-            return self.base + PROJECT_STRIDE * book["projects"].index(project) + stage_offset
+            return self._port(book, project, stage)

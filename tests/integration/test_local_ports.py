@@ -15,11 +15,13 @@ import pytest
 
 from mlops_control import names, procs
 from mlops_control.backends.local import LocalBackend
+from mlops_control.control_centre import ControlCentre
+from mlops_control.local_server import LocalMLflow
 from mlops_control.ports import PortBook
 from mlops_control.registry import RegistryClient
 from mlops_control.steps.backend import DeployTarget
 from tests.conftest import REPO, make_settings
-from tests.live import free_block
+from tests.live import free_block, wait_until
 from tests.models import split_request
 from tests.registered_models import fresh_name, register_folder
 from tests.serving_process import serving
@@ -90,6 +92,50 @@ def test_a_placeholder_left_in_ports_json_does_not_move_the_first_project_off_th
         assert json.loads(book_file.read_text())["projects"] == [name]
     finally:
         backend.retire(name, "production")
+
+
+def version_on(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/version", timeout=2) as response:
+            return str(json.loads(response.read())["version"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_each_custom_stage_serves_on_its_own_port_the_banner_showed(
+        shelf, tmp_path_factory) -> None:
+    base = free_block()
+    settings = make_settings(tmp_path_factory.mktemp("ports"), endpoint_base_port=base)
+    # An MLflow server of its own: the session's holds other projects the centre would deploy.
+    server = LocalMLflow(settings)
+    url = server.start()
+    stages = frozenset({"staging", "production", "shadow", "canary"})  # MLOPS_STAGES
+    centre = ControlCentre(settings, url, stages=stages, reconcile_interval_s=3600,
+                           serving_workers=1, receiver_port=0)
+    try:
+        centre.start()
+        ordered = sorted(stages, key=lambda x: (x != "production", x))  # as `mlops up` lists
+        banner = centre.backend.ports.describe(ordered)  # printed before anything serves
+        shown = {s: int(p) for s, p in re.findall(r"(\w+) on :(\d+)", banner)}
+        assert banner.startswith("first project deployed: ")
+        assert sorted(shown) == sorted(stages)
+        assert len(set(shown.values())) == len(stages), banner  # no two stages share a port
+        assert shown["production"] == base and shown["staging"] == base + 1
+
+        name = fresh_name("stages")
+        registry = RegistryClient(url)
+        # Deployed in the reverse of the order they were booked in.
+        for stage in ("shadow", "canary"):
+            version = register_folder(url, name, shelf.forest().path)
+            registry.set_tag(name, version, names.TAG_DEPLOY, stage)
+            wait_until(lambda v=version: registry.get_model_version(name, v)
+                       .tags.get(names.TAG_STATUS) == "in_service", f"{stage} in service")
+            assert version_on(shown[stage]) == version, f"{stage} is not on :{shown[stage]}"
+        assert centre.backend.ports.describe(ordered) == f"{name}: " + ", ".join(
+            f"{s} on :{shown[s]}" for s in ordered)
+    finally:
+        centre.stop()
+        server.stop()
 
 
 def test_make_local_deployment_serves_on_mlops_endpoint_port_and_port_wins_over_it(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops_control.errors import ControlCentreError
 from mlops_control.ports import PortBook
 
 BASE = 5050
@@ -47,3 +48,26 @@ def test_a_name_that_is_no_project_name_gets_no_port(tmp_path: Path) -> None:
         book.port("<project>", "production")
     assert not (tmp_path / "ports.json").exists()
     assert book.port("test-project", "production") == 5050
+
+
+def test_configured_stages_each_get_their_own_port_and_booked_ones_keep_theirs(
+        tmp_path: Path) -> None:
+    # 'shadow' was used before; 'canary' and 'blue' are newly configured.
+    file = write_book(tmp_path / "ports.json", ["alpha"], ["production", "staging", "shadow"])
+    book = PortBook(file, base=BASE)
+    stages = ["production", "blue", "canary", "shadow", "staging"]
+    banner = book.describe(stages)  # before booking: where booking will put them
+    assert banner == ("alpha: production on :5050, blue on :5053, canary on :5054, "
+                      "shadow on :5052, staging on :5051")
+    book.book_stages({"canary", "staging", "blue", "production", "shadow"})
+    assert book.describe(stages) == banner
+    assert [book.port("alpha", s) for s in stages] == [5050, 5053, 5054, 5052, 5051]
+    assert [book.port("beta", s) for s in stages] == [5060, 5063, 5064, 5062, 5061]
+
+
+def test_more_stages_than_a_block_holds_are_refused_before_anything_serves(
+        tmp_path: Path) -> None:
+    book = PortBook(tmp_path / "ports.json", base=BASE)
+    with pytest.raises(ControlCentreError, match="more than 10 stages"):
+        book.book_stages([f"s{i}" for i in range(9)])
+    assert not (tmp_path / "ports.json").exists()
