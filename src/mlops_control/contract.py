@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_control import mlproject, names, project_checks
-from mlops_control.errors import ContractError, ControlCentreError
+from mlops_control.errors import ContractError, ContractProblems
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,6 @@ def check_name(name: str) -> None:
         )
 
 
-class ContractProblems(ContractError):
-    """Several contract problems, reported together so one run of validate shows them all."""
-
-    def __init__(self, project: str, problems: list[ContractError]) -> None:
-        self.problems = problems
-        ControlCentreError.__init__(self, f"project {project!r}: {len(problems)} problems:\n"
-                                    + "\n".join(f"  - {p.file}: {p.problem}" for p in problems))
-        self.project, self.file = project, problems[0].file
-        self.problem = "; ".join(p.problem for p in problems)
-
-
 def validate(project_dir: Path, strict: bool = False,
              importable_here: bool = False) -> ValidProject:
     """Check ``project_dir`` against the contract; raise :class:`ContractError` naming the
@@ -72,15 +61,12 @@ def validate(project_dir: Path, strict: bool = False,
     if not project_dir.is_dir():
         raise ContractError(name, str(project_dir), "is not a folder")
     problems: list[ContractError] = []
-    spec = None
     try:
         check_name(name)
     except ContractError as exc:
         problems.append(exc)
-    try:
-        spec = mlproject.load(project_dir)
-    except ContractError as exc:
-        problems.append(exc)
+    spec, read_problems = mlproject.read(project_dir)
+    problems += read_problems
     if spec is not None:
         problems += project_checks.script_problems(spec)
         if strict:

@@ -17,6 +17,17 @@ class ContractError(ControlCentreError):
         super().__init__(f"project {project!r}: {file}: {problem}")
 
 
+class ContractProblems(ContractError):
+    """Several contract problems, reported together so one run of validate shows them all."""
+
+    def __init__(self, project: str, problems: list[ContractError]) -> None:
+        self.problems = problems
+        ControlCentreError.__init__(self, f"project {project!r}: {len(problems)} problems:\n"
+                                    + "\n".join(f"  - {p.file}: {p.problem}" for p in problems))
+        self.project, self.file = project, problems[0].file
+        self.problem = "; ".join(p.problem for p in problems)
+
+
 class SchemaError(ControlCentreError):
     """Input does not match a model's signature (a missing column, a wrong type, a bad row)."""
 

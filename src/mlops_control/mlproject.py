@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from mlops_control.errors import ContractError
+from mlops_control.errors import ContractError, ContractProblems
 
 PARAMETER_TYPES = {"string", "float", "int", "path", "uri"}
 ENV_KEYS = ("python_env", "conda_env", "docker_env")
@@ -183,36 +183,60 @@ class MLProject:
 
 
 def load(project_dir: Path) -> MLProject:
-    """Parse and check ``<project_dir>/MLproject``; any problem is a :class:`ContractError`."""
+    """Parse and check ``<project_dir>/MLproject``; any problem is a :class:`ContractError`
+    (:class:`ContractProblems` when there are several)."""
+    spec, problems = read(project_dir)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ContractProblems(project_dir.name, problems)
+    assert spec is not None
+    return spec
+
+
+def read(project_dir: Path) -> tuple[MLProject | None, list[ContractError]]:
+    """Parse ``<project_dir>/MLproject`` without stopping at the first problem: (the spec,
+    every problem found), so that ``validate`` reports them all at once. The spec is ``None``
+    only when there is no YAML mapping to read; with problems it holds the entry points that
+    parse (maybe no ``main``). Its ``name`` is the folder's, the name the model must be
+    registered under, even when the file declares another (that is one of the problems)."""
     project = project_dir.name
     file = project_dir / "MLproject"
     if not file.is_file():
-        raise ContractError(project, "MLproject", "is missing: every project is an MLflow Project")
+        return None, [ContractError(project, "MLproject",
+                                    "is missing: every project is an MLflow Project")]
     try:
         spec = yaml.safe_load(file.read_text())
     except yaml.YAMLError as exc:
-        raise ContractError(project, "MLproject", f"is not valid YAML: {exc}") from None
+        return None, [ContractError(project, "MLproject", f"is not valid YAML: {exc}")]
     if not isinstance(spec, dict):
-        raise ContractError(project, "MLproject", "must be a YAML mapping")
+        return None, [ContractError(project, "MLproject", "must be a YAML mapping")]
+    problems = []
     declared = spec.get("name")
     if declared is not None and declared != project:
-        raise ContractError(
+        problems.append(ContractError(
             project, "MLproject",
             f"declares name {declared!r} but lives in folder {project!r}; make them equal",
-        )
+        ))
     env = {key: str(spec[key]) for key in ENV_KEYS if key in spec}
     for key, value in env.items():
         if key != "docker_env" and not (project_dir / value).is_file():
-            raise ContractError(project, "MLproject", f"{key} names {value!r}, which is missing")
+            problems.append(ContractError(
+                project, "MLproject", f"{key} names {value!r}, which is missing"))
     raw_entries = spec.get("entry_points")
-    if not isinstance(raw_entries, dict) or not raw_entries:
-        raise ContractError(project, "MLproject", "has no entry_points mapping")
     entry_points = {}
-    for ep_name, raw in raw_entries.items():
-        entry_points[str(ep_name)] = _entry_point(project, str(ep_name), raw)
-    if "main" not in entry_points:
-        raise ContractError(project, "MLproject", "has no 'main' entry point")
-    return MLProject(name=project, path=project_dir, entry_points=entry_points, env=env)
+    if not isinstance(raw_entries, dict) or not raw_entries:
+        problems.append(ContractError(project, "MLproject", "has no entry_points mapping"))
+    else:
+        for ep_name, raw in raw_entries.items():
+            try:
+                entry_points[str(ep_name)] = _entry_point(project, str(ep_name), raw)
+            except ContractError as exc:
+                problems.append(exc)
+        if "main" not in {str(n) for n in raw_entries}:
+            problems.append(ContractError(project, "MLproject", "has no 'main' entry point"))
+    return (MLProject(name=project, path=project_dir, entry_points=entry_points, env=env),
+            problems)
 
 
 def _entry_point(project: str, name: str, raw: Any) -> EntryPoint:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib.metadata as metadata
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,9 @@ KNOWN_DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "pyyaml", "PIL": "pill
 
 
 def _script(spec: MLProject, entry: str = "main") -> str | None:
-    ep = spec.entry_points[entry]
+    ep = spec.entry_points.get(entry)  # none when validate goes on past a broken MLproject
+    if ep is None:
+        return None
     words = shell_words(ep.command.format(**{p: "x" for p in ep.parameters})) or []
     words = [w for w in words if not w.startswith("-")]
     if len(words) >= 2 and Path(words[0]).name.startswith("python") and words[1].endswith(".py"):
@@ -42,26 +45,60 @@ def script_problems(spec: MLProject) -> list[ContractError]:
     return problems
 
 
-def _sources(spec: MLProject) -> dict[str, ast.Module]:
-    trees = {}
-    for file in sorted(spec.path.glob("*.py")):
+# Folders under a project that hold no code of its own: hidden ones, environments (also any
+# folder with a pyvenv.cfg or conda-meta), caches, MLflow's local store, build output, and code
+# that training never runs (tests, docs).
+SKIPPED_DIRS = {"venv", "__pycache__", "mlruns", "mlartifacts", "node_modules",
+                "site-packages", "build", "dist", "tests", "test", "docs"}
+
+
+def _skipped(folder: Path) -> bool:
+    return (folder.name.startswith(".") or folder.name in SKIPPED_DIRS
+            or folder.name.endswith(".egg-info")
+            or (folder / "pyvenv.cfg").exists() or (folder / "conda-meta").is_dir())
+
+
+def project_files(spec: MLProject) -> list[Path]:
+    """The project's own Python files, in its subfolders too (a script may import a package of
+    the project that registers the model), as paths relative to the project folder."""
+    found = []
+    for root, dirs, files in os.walk(spec.path):
+        here = Path(root)
+        dirs[:] = sorted(d for d in dirs if not _skipped(here / d))
+        found += [(here / f).relative_to(spec.path) for f in sorted(files) if f.endswith(".py")]
+    return found
+
+
+def _sources(spec: MLProject) -> tuple[dict[str, ast.Module], list[ContractError]]:
+    """The parsed project files by relative path, and one problem per file that does not
+    parse."""
+    trees, problems = {}, []
+    for file in project_files(spec):
+        name = file.as_posix()
         try:
-            trees[file.name] = ast.parse(file.read_text(), filename=file.name)
+            trees[name] = ast.parse((spec.path / file).read_text(), filename=name)
         except SyntaxError as exc:
-            trees.pop(file.name, None)
-            raise ContractError(spec.name, file.name, f"has a syntax error at line {exc.lineno}: "
-                                f"{exc.msg}") from None
-    return trees
+            problems.append(ContractError(spec.name, name, f"has a syntax error at line "
+                                          f"{exc.lineno}: {exc.msg}"))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(ContractError(spec.name, name, f"cannot be read: {exc}"))
+    return trees, problems
+
+
+def _call_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return None
 
 
 def registration_problems(spec: MLProject) -> list[ContractError]:
-    """A literal ``registered_model_name`` (or ``register_model`` name) other than the project's,
-    or no registration at all."""
-    try:
-        trees = _sources(spec)
-    except ContractError as exc:
-        return [exc]
-    problems, seen = [], False
+    """A literal ``registered_model_name`` (or ``register_model`` / ``create_model_version``
+    name) other than the project's, or no registration at all, in any of the project's files;
+    and the files that do not parse."""
+    trees, unparsed = _sources(spec)
+    problems, seen = list(unparsed), False
     for file, tree in trees.items():
         constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                      for t in n.targets if isinstance(t, ast.Name)
@@ -70,10 +107,14 @@ def registration_problems(spec: MLProject) -> list[ContractError]:
             if not isinstance(node, ast.Call):
                 continue
             values = [k.value for k in node.keywords if k.arg == "registered_model_name"]
-            func = node.func
-            if (isinstance(func, ast.Attribute) and func.attr == "register_model") or (
-                    isinstance(func, ast.Name) and func.id == "register_model"):
+            argument = "registered_model_name"
+            called = _call_name(node.func)
+            if called == "register_model":  # mlflow.register_model(model_uri, name)
                 values += [k.value for k in node.keywords if k.arg == "name"] + node.args[1:2]
+                argument = "name"
+            elif called == "create_model_version":  # MlflowClient().create_model_version(name, ...)
+                values += [k.value for k in node.keywords if k.arg == "name"] + node.args[:1]
+                argument = "name"
             for value in values:
                 seen = True
                 options = [value.body, value.orelse] if isinstance(value, ast.IfExp) else [value]
@@ -84,12 +125,13 @@ def registration_problems(spec: MLProject) -> list[ContractError]:
                         problems.append(ContractError(
                             spec.name, file,
                             f"line {node.lineno} registers the model as {literal!r}; register "
-                            f"it under the project's name: registered_model_name={spec.name!r}"))
-    if not seen:
+                            f"it under the project's name: {argument}={spec.name!r}"))
+    if not seen and not unparsed:  # a file that does not parse may be the one registering
         problems.append(ContractError(
             spec.name, _script(spec) or "train.py",
             f"never registers a model; pass registered_model_name={spec.name!r} to "
-            "mlflow.<flavor>.log_model(...) (None when TEST_ENV is 'True')"))
+            "mlflow.<flavor>.log_model(...) (None when TEST_ENV is 'True'), or call "
+            "mlflow.register_model / MlflowClient().create_model_version with that name"))
     return problems
 
 
@@ -153,16 +195,21 @@ def _closure(lines: list[str]) -> set[str]:
 def import_problems(spec: MLProject, importable_here: bool) -> list[ContractError]:
     from packaging.utils import canonicalize_name
 
+    if any(key != "docker_env" and not (spec.path / value).is_file()
+           for key, value in spec.env.items()):
+        return []  # mlproject.read reports the missing environment file
     try:
-        trees = _sources(spec)
         env_file, lines = declared_requirements(spec)
-    except (ContractError, OSError) as exc:
-        return [exc if isinstance(exc, ContractError)
-                else ContractError(spec.name, "MLproject", f"environment file: {exc}")]
+    except OSError as exc:
+        return [ContractError(spec.name, "MLproject", f"environment file: {exc}")]
+    trees, _ = _sources(spec)  # registration_problems reports the files that do not parse
     installed = _closure(lines)
     mapping = metadata.packages_distributions()
-    local = {p.stem for p in spec.path.glob("*.py")} | {p.name for p in spec.path.iterdir()
-                                                         if p.is_dir()}
+    # Any module or package the project holds, at any depth: a script's own folder is first on
+    # sys.path, so `import helpers` beside src/train/main.py is the project's own code.
+    files = project_files(spec)
+    local = ({f.stem for f in files} | {part for f in files for part in f.parts[:-1]}
+             | {p.name for p in spec.path.iterdir() if p.is_dir()})
     problems, reported = [], set()
     for file, tree in trees.items():
         for node in ast.walk(tree):
