@@ -127,18 +127,22 @@ def test_a_deploy_tag_on_a_deprecated_version_is_refused_in_the_tags(centre, mod
 
 
 def pyfunc_version(model: Registered, tmp_path, behaviour: str) -> str:
-    """A version whose model misbehaves: 'load' raises when loaded, 'predict' answers with
-    the wrong number of rows."""
+    """A version whose model misbehaves: 'load' raises when loaded, 'exit' ends the process
+    while loading without a word, 'predict' answers with the wrong number of rows."""
     import mlflow
     import pandas as pd
 
     code = tmp_path / f"bad_{behaviour}.py"
     code.write_text(
+        "import os, sys\n"
         "import mlflow.pyfunc\n"
         "class Bad(mlflow.pyfunc.PythonModel):\n"
         "    def load_context(self, context):\n"
         f"        if {behaviour == 'load'!r}:\n"
         "            raise RuntimeError('weights file is corrupt')\n"
+        # Only in our server: log_model loads the model here too, to check the example.
+        f"        if {behaviour == 'exit'!r} and 'mlops_control.serving' in sys.modules:\n"
+        "            os._exit(3)\n"
         "    def predict(self, context, model_input, params=None):\n"
         "        return [0]\n"
         "set_model = mlflow.models.set_model(Bad())\n")
@@ -165,6 +169,26 @@ def test_a_broken_version_fails_and_the_live_one_keeps_serving(centre, model, tm
     assert "deploy" not in model.tags(bad)
     assert version_at(centre, model.name, "production") == v1
     assert model.tags(v1)[names.TAG_STATUS] == "in_service"
+
+
+def test_a_failed_start_quotes_its_own_log_not_an_earlier_starts_error(centre, model,
+                                                                      tmp_path):
+    """Every start of an endpoint appends to one log: a version that dies without a word
+    must not be blamed with the error an earlier version logged."""
+    v1 = model.new_version()
+    model.tag(v1, "deploy", "production")
+    wait_until(has_status(model, v1, "in_service"), "v1 in service")
+    corrupt = pyfunc_version(model, tmp_path, "load")
+    model.tag(corrupt, "deploy", "production")
+    wait_until(has_status(model, corrupt, "failed"), "first failure recorded")
+    assert "weights file is corrupt" in model.tags(corrupt)[names.TAG_MESSAGE]
+    silent = pyfunc_version(model, tmp_path, "exit")
+    model.tag(silent, "deploy", "production")
+    wait_until(has_status(model, silent, "failed"), "second failure recorded")
+    message = model.tags(silent)[names.TAG_MESSAGE]
+    assert "did not start" in message and f"version {v1} keeps serving" in message
+    assert "weights file is corrupt" not in message
+    assert version_at(centre, model.name, "production") == v1
 
 
 def test_switching_versions_under_load_fails_no_request(centre, model, trained, mlflow_server):

@@ -211,10 +211,11 @@ class LocalBackend:
         sock.unlink(missing_ok=True)
         root = self.settings.run_dir / "roots" / target.endpoint
         managed = self._managed(target.endpoint)
+        since = _log_size(managed.log_file)
         proc = managed.start(self._serve_argv(port, sock, python),
                              env=self._serve_env(root, model_dir, target))
         try:
-            self._await_healthy(f"http://127.0.0.1:{port}", proc, managed.log_file)
+            self._await_healthy(f"http://127.0.0.1:{port}", proc, managed.log_file, since)
             if smoke:
                 self._smoke(f"http://127.0.0.1:{port}", payload)
         except DeploymentFailed:
@@ -265,21 +266,25 @@ class LocalBackend:
         name = f"{target.endpoint}-candidate"
         managed = self._managed(name)
         root = self.settings.run_dir / "roots" / name
+        since = _log_size(managed.log_file)
         proc = managed.start([*self._serve_argv(port, None, python), "--workers", "1"],
                              env=self._serve_env(root, model_dir, target))
         try:
-            self._await_healthy(f"http://127.0.0.1:{port}", proc, managed.log_file)
+            self._await_healthy(f"http://127.0.0.1:{port}", proc, managed.log_file, since)
             self._smoke(f"http://127.0.0.1:{port}", payload)
         finally:
             managed.stop()
 
-    def _await_healthy(self, url: str, proc: Any, log_file: Path) -> None:
+    def _await_healthy(self, url: str, proc: Any, log_file: Path, since: int) -> None:
+        """Wait for /ping; on failure quote what this start logged (the log is appended to
+        by every start of the endpoint, ``since`` is where this one began)."""
         try:
             procs.wait_http(f"{url}/ping", START_TIMEOUT_S, alive=lambda: proc.poll() is None,
                             what="model server")
         except (RuntimeError, TimeoutError) as exc:
-            raise DeploymentFailed(f"the model did not start: {_cause(log_file) or exc}; "
-                                   f"{_tail(log_file)}") from None
+            lines = _logged_since(log_file, since)
+            raise DeploymentFailed(f"the model did not start: {_cause(lines) or exc}; "
+                                   f"{_tail(lines)}") from None
 
     def _smoke(self, url: str, payload: dict[str, Any] | None) -> None:
         if payload is None:
@@ -329,21 +334,31 @@ def _input_example(model_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _cause(log_file: Path) -> str | None:
+def _log_size(log_file: Path) -> int:
+    try:
+        return log_file.stat().st_size
+    except OSError:
+        return 0
+
+
+def _logged_since(log_file: Path, offset: int) -> list[str]:
+    try:
+        with open(log_file, "rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return []
+
+
+def _cause(lines: list[str]) -> str | None:
     """The last exception line a dead server logged, e.g. ``ModuleNotFoundError: No module
     named 'lightgbm'``: the reason a user needs, which may sit above the last few lines."""
-    try:
-        text = log_file.read_text(errors="replace").splitlines()
-    except OSError:
-        return None
-    found = [m.group(0) for line in text
+    found = [m.group(0) for line in lines
              if (m := re.search(r"\b[A-Z]\w*(Error|Exception): .+", line))]
     return found[-1].strip().rstrip('"}') if found else None
 
 
-def _tail(log_file: Path, lines: int = 5) -> str:
-    try:
-        text = log_file.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
+def _tail(text: list[str], lines: int = 5) -> str:
+    if not text:
+        return "it logged nothing"
     return "last log lines: " + " | ".join(text[-lines:])
