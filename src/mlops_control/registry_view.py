@@ -1,14 +1,29 @@
-"""The registry's control tags as a small table, as the demo and ``mlops status`` print it."""
+"""The registry's control tags and aliases as a small table, as the demo and ``mlops status``
+print it."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from mlops_control import names
 from mlops_control.registry import ModelVersion
 
-COLUMNS = (
-    ("version", None), ("deploy", names.TAG_DEPLOY), ("deprecated", names.TAG_DEPRECATED),
-    ("status", names.TAG_STATUS), ("endpoint", names.TAG_ENDPOINT),
-    ("trigger", names.TAG_LINEAGE_TRIGGER), ("message", names.TAG_MESSAGE),
+
+def _tag(key: str) -> Callable[[ModelVersion], str]:
+    return lambda v: v.tags.get(key, "")
+
+
+def _aliases(v: ModelVersion) -> str:
+    """``@champion,@staging``: the model's aliases that point at this version (an alias
+    naming a stage steers it, as a ``deploy`` tag does)."""
+    return ",".join(f"@{alias}" for alias in v.aliases)
+
+
+COLUMNS: tuple[tuple[str, Callable[[ModelVersion], str]], ...] = (
+    ("version", lambda v: v.version), ("aliases", _aliases), ("deploy", _tag(names.TAG_DEPLOY)),
+    ("deprecated", _tag(names.TAG_DEPRECATED)), ("status", _tag(names.TAG_STATUS)),
+    ("endpoint", _tag(names.TAG_ENDPOINT)), ("trigger", _tag(names.TAG_LINEAGE_TRIGGER)),
+    ("message", _tag(names.TAG_MESSAGE)),
 )
 
 
@@ -16,8 +31,8 @@ def format_versions(versions: list[ModelVersion], message_width: int = 70) -> st
     rows = []
     for v in versions:
         row = []
-        for title, key in COLUMNS:
-            value = v.version if key is None else v.tags.get(key, "")
+        for title, value_of in COLUMNS:
+            value = value_of(v)
             if title == "message" and len(value) > message_width:
                 value = value[: message_width - 1] + "…"
             row.append(value)

@@ -32,11 +32,21 @@ def _event_body() -> list[dict[str, str]]:
     return body
 
 
+def description() -> str:
+    """What the webhook is for, naming the events it subscribes to (from the same list)."""
+    actions: dict[str, list[str]] = {}
+    for event in events.WEBHOOK_EVENTS:
+        entity, _, action = event.partition(".")
+        actions.setdefault(entity, []).append(action)
+    listed = ", ".join(f"{entity}.{'/'.join(a)}" for entity, a in actions.items())
+    return ("MLOps control centre: new versions, deploy/deprecated tags and stage aliases "
+            f"({listed})")
+
+
 def ensure(registry: RegistryClient, url: str, secret: str,
            name: str = WEBHOOK_NAME) -> Registration:
     wanted = {"name": name, "url": url, "events": _event_body(), "secret": secret,
-              "status": "ACTIVE",
-              "description": "MLOps control centre: deploy/deprecated tags and new versions"}
+              "status": "ACTIVE", "description": description()}
     for hook in registry.list_webhooks():
         if hook.get("name") == name:
             registry.update_webhook(hook["webhook_id"], wanted)

@@ -81,6 +81,20 @@ def test_registering_the_webhook_twice_leaves_one_webhook(mlflow_server):
     assert ("MODEL_VERSION_TAG", "SET") in kinds and ("MODEL_VERSION", "CREATED") in kinds
 
 
+def test_the_webhooks_description_in_mlflow_names_the_events_it_subscribes_to(mlflow_server):
+    webhooks.ensure(mlflow_server.client, "http://127.0.0.1:9/d", SECRET, name="described")
+    hook = next(h for h in mlflow_server.client.list_webhooks() if h["name"] == "described")
+    subscribed = {f"{e['entity']}.{e['action']}".lower() for e in hook["events"]}
+    assert {"model_version_alias.created", "model_version_alias.deleted"} <= subscribed
+    description = hook["description"]
+    assert "model_version_alias.created/deleted" in description
+    # The events it lists, e.g. "(model_version.created, model_version_tag.set/deleted)".
+    listed = description[description.index("(") + 1: description.rindex(")")]
+    named = {f"{entity}.{action}" for group in listed.split(", ")
+             for entity, _, actions in [group.partition(".")] for action in actions.split("/")}
+    assert named == subscribed
+
+
 def test_a_tag_set_in_mlflow_arrives_signed_and_is_accepted(recorder, mlflow_server, trained):
     version = trained["versions"][0]
     mlflow_server.client.set_tag("test-project", version, "deploy", "staging-check")
