@@ -68,3 +68,53 @@ def test_bad_input_is_a_400_naming_the_problem(unchecked, case: str) -> None:
     good = np.asarray(saved.X)[:2].tolist()
     assert server.post({"instances": good}) == (
         200, {"predictions": saved.predict(np.asarray(saved.X)[:2]).tolist()})
+
+
+PICKY = '''
+import mlflow.pyfunc
+
+
+class LibraryError(Exception):
+    """As LightGBM's LightGBMError or XGBoost's XGBoostError: no ValueError."""
+
+
+class Picky(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        if "boom" in model_input.columns:
+            raise MemoryError("cannot allocate 8 GiB")
+        if "x" not in model_input.columns:
+            raise LibraryError("The number of features in data (1) is not the same as it "
+                               "was in training data (2)")
+        if isinstance(model_input["x"].iloc[0], str):
+            return model_input.no_such_column  # AttributeError
+        return (model_input["x"] * 2).tolist()
+
+
+mlflow.models.set_model(Picky())
+'''
+
+
+def test_any_exception_of_an_unsigned_model_is_the_requests_fault_but_running_out_of_memory(
+        tmp_path) -> None:
+    """Issue 13.6: an unsigned model's predict is its only input check, whatever it raises
+    (a library's own error class, an AttributeError): 400, as MLflow's server answers. Only
+    the server's own trouble (out of memory) stays a 500 for the 5xx alarm."""
+    import mlflow.pyfunc
+
+    code = tmp_path / "picky.py"
+    code.write_text(PICKY)
+    mlflow.pyfunc.save_model(str(tmp_path / "model"), python_model=str(code),
+                             pip_requirements=["pandas"])
+    assert mlflow.models.Model.load(str(tmp_path / "model")).signature is None
+    with serving(tmp_path / "model", tmp_path, workers=1) as server:
+        assert server.post({"dataframe_records": [{"x": 1.5}]}) == (200, {"predictions": [3.0]})
+        status, answer = server.post({"dataframe_records": [{"y": 1.5}]})
+        assert (status, answer["message"]) == (400, (
+            "the model cannot take this input: LibraryError: The number of features in data "
+            "(1) is not the same as it was in training data (2)")), answer
+        status, answer = server.post({"dataframe_records": [{"x": "1"}]})
+        assert status == 400 and "AttributeError" in answer["message"], answer
+        status, answer = server.post({"dataframe_records": [{"x": 1, "boom": 1}]})
+        assert (status, answer["error_code"]) == (500, "MODEL_ERROR"), answer
+        assert "MemoryError: cannot allocate 8 GiB" in answer["message"]
+        assert server.post({"dataframe_records": [{"x": 2.0}]}) == (200, {"predictions": [4.0]})

@@ -152,8 +152,8 @@ def _part(data: Any, start: int, end: int) -> Any:
     return data[start:end]
 
 
-INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
-"""What estimators raise on input they cannot take (wrong width, names, dtype or rank)."""
+SERVER_TROUBLE = (MemoryError, OSError)
+"""What a model raises for the server's trouble, not the request's: memory, files, network."""
 MLFLOW_INPUT_CODES = frozenset({"INVALID_PARAMETER_VALUE", "BAD_REQUEST"})
 _VALUE_CHECK = re.compile(r"^(Input (X )?contains (NaN|infinity)|Found unknown categories )")
 
@@ -162,9 +162,12 @@ def blames_the_input(item: Pending, exc: Exception) -> bool:
     """Whether a model's exception is the request's fault (400) rather than the model's (500).
 
     Only for models whose input nothing here could check (no signature, or one only MLflow
-    checks, such as an integer or 3-D tensor): their predict is the schema check, and it
-    answers bad input with a ValueError/TypeError/KeyError/IndexError, or an MlflowException
-    coded INVALID_PARAMETER_VALUE/BAD_REQUEST (which MLflow's server answers 400). Input
+    checks, such as an integer or 3-D tensor): their predict is the schema check, and what
+    it raises on bad input depends on the library (ValueError for scikit-learn, LightGBMError,
+    XGBoostError, an AttributeError from a custom model's code), so any exception is the
+    request's fault, as MLflow's server answers, except running out of memory or an OSError
+    (the server's trouble) and an MlflowException coded other than INVALID_PARAMETER_VALUE/
+    BAD_REQUEST (MLflow's server answers those with their code's status). Input
     checked against a column or float-matrix signature reached the model well formed: an
     exception then is a model bug, a 500 that the endpoint's 5xx alarm sees (MLflow's server
     answers 400 for both, which would hide a broken model from the rollback alarms)."""
@@ -179,7 +182,7 @@ def blames_the_input(item: Pending, exc: Exception) -> bool:
     code = getattr(exc, "error_code", None)
     if code is not None and type(exc).__name__ == "MlflowException":
         return str(code) in MLFLOW_INPUT_CODES
-    return isinstance(exc, INPUT_ERRORS)
+    return not isinstance(exc, SERVER_TROUBLE)
 
 
 def _model_failed(item: Pending, exc: Exception) -> None:
