@@ -117,9 +117,14 @@ def run(ml_root: MLRoot) -> TrainingResult:
     try:
         with _run_context(run_id, project_dir, project_name):
             _run_entry_point(command_line, project_dir, capture)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, "FAILED")
+        # A version the script registered before it failed is no trained model anyone asked
+        # for: it must never deploy (a promotion gate or a stage alias could pick it).
+        removed = _remove_registered_by(client, run_id, run_obj.info.start_time)
+        if removed:
+            exc.add_note(f"the failed run had registered {removed}")
         raise
 
     finished = client.get_run(run_id)
@@ -331,6 +336,21 @@ def _check_registrations(client: Any, run_id: str, project: str, command: str,
     if problems:
         raise ControlCentreError("; ".join(problems))
     return ours
+
+
+def _remove_registered_by(client: Any, run_id: str, started_ms: int) -> str:
+    """Delete every version the run registered; what was done, for the failure message."""
+    try:
+        created = client.search_model_versions(f"run_id='{run_id}'")
+    except Exception as exc:
+        return (f"versions that could not be looked up ({type(exc).__name__}: {exc}); "
+                f"delete any of run {run_id} by hand")
+    done = []
+    for version in created:
+        outcome = _remove_stray(client, version.name, str(version.version), started_ms)
+        done.append(f"version {version.version} of {version.name!r} ({outcome})")
+        _progress(f"the failed run had registered {done[-1]}")
+    return ", ".join(done)
 
 
 def _remove_stray(client: Any, name: str, version: str, started_ms: int) -> str:

@@ -212,3 +212,18 @@ def test_the_control_centre_says_when_a_project_ignored_the_data_it_retrained_on
     [warned] = [r for r in caplog.records if r.getMessage() == "trained with a warning"]
     assert warned.levelname == "WARNING" and warned.project == "deaf-data"
     assert "read $MLOPS_DATA_LOCATION in get_data()" in warned.warning
+
+
+def test_a_script_failing_after_registering_leaves_no_version_behind(tmp_path, mlflow_server):
+    """Issue 13.4: the version a script registered before it raised is deleted (a promotion
+    gate or an alias must never pick it), and the failure says so."""
+    folder = write_project(tmp_path / "projects", "fails-late", "'fails-late'")
+    train_py = folder / "train.py"
+    train_py.write_text(train_py.read_text() + "raise RuntimeError('evaluation report failed')\n")
+    with pytest.raises(local_training.TrainingFailed) as err:
+        train(tmp_path, mlflow_server, "fails-late")
+    assert "RuntimeError: evaluation report failed" in err.value.reason
+    assert ("the failed run had registered version 1 of 'fails-late' (deleted it and the "
+            "model it created)") in err.value.reason
+    assert "fails-late" not in mlflow_server.client.registered_model_names()
+
