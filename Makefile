@@ -21,7 +21,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> creating $(VENV) and installing (first run takes a few minutes)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	@# Not --quiet: pip's "Collecting"/"Downloading" lines are the progress of a long install.
+	@$(BIN)/pip install --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 

@@ -35,8 +35,10 @@ def _settings() -> settings_mod.Settings:
         raise ControlCentreError(str(exc)) from None
 
 
-def tracking_uri(settings: settings_mod.Settings, start: bool = True) -> str:
-    """The MLflow server to use: ``MLFLOW_TRACKING_URI`` if set, else the embedded one."""
+def tracking_uri(settings: settings_mod.Settings, start: bool = True,
+                 outlives_command: bool = True) -> str:
+    """The MLflow server to use: ``MLFLOW_TRACKING_URI`` if set, else the embedded one
+    (started if need be; ``outlives_command=False`` when the caller stops it again)."""
     if settings.tracking_uri:
         return settings.tracking_uri
     from mlops_control.local_server import LocalMLflow
@@ -48,8 +50,12 @@ def tracking_uri(settings: settings_mod.Settings, start: bool = True) -> str:
         raise ControlCentreError(
             "no MLflow server: start one with `make mlflow-server` or set MLFLOW_TRACKING_URI"
         )
-    say(f"starting the local MLflow server on {server.url} in the background; it keeps "
-        "running after this command (stop it with `make mlflow-server-rm`) ...")
+    if outlives_command:
+        say(f"starting the local MLflow server on {server.url} in the background; it keeps "
+            "running after this command (stop it with `make mlflow-server-rm`) ...")
+    else:
+        say(f"starting the local MLflow server on {server.url}; it stops with this command "
+            "...")
     return server.start()
 
 
@@ -259,7 +265,7 @@ def up(
     settings = _settings()
     server = LocalMLflow(settings)
     started_server = not settings.tracking_uri and not server.running()
-    uri = tracking_uri(settings)
+    uri = tracking_uri(settings, outlives_command=False)
     centre = ControlCentre(settings, uri, reconcile_interval_s=reconcile_every)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -51,3 +51,40 @@ def test_an_implicitly_started_server_is_announced_outlives_the_command_and_stop
         assert (status.returncode, status.stdout.strip()) == (1, "not running")
     finally:
         server.stop()  # only the server this test started, found by its own state folder
+
+
+def test_the_control_centre_says_the_server_it_starts_stops_with_it(tmp_path: Path) -> None:
+    """`make up` starts MLflow for itself and stops it on Ctrl-C/SIGTERM: it must not claim
+    the server keeps running."""
+    import signal
+    import time
+
+    settings = make_settings(tmp_path / "state")
+    env = {**os.environ, "MLOPS_STATE_DIR": str(settings.state_dir),
+           "MLOPS_MLFLOW_PORT": str(settings.mlflow_port),
+           "MLOPS_RECEIVER_PORT": str(procs.free_port()),
+           "MLOPS_PROJECTS_DIR": str(tmp_path / "projects")}
+    (tmp_path / "projects").mkdir()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    server = LocalMLflow(settings)
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen([*MLOPS, "up"], env=env, stdout=out, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "control centre up" not in log.read_text() and time.monotonic() < deadline:
+            assert up.poll() is None, log.read_text()[-2000:]
+            time.sleep(0.5)
+        text = log.read_text()
+        assert (f"starting the local MLflow server on {server.url}; it stops with this "
+                "command") in text, text[-2000:]
+        assert "keeps running after this command" not in text
+        assert server.running()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(timeout=120) == 0, log.read_text()[-2000:]
+        assert not server.running()
+    finally:
+        if up.poll() is None:
+            procs.stop_group(up.pid, timeout=20)
+        server.stop()
