@@ -32,6 +32,7 @@ import mlops_control
 from mlops_control.env_build import (
     PIP_INSTALL,
     READY,
+    EnvironmentFailed,
     Progress,
     building,
     run_streamed,
@@ -48,6 +49,8 @@ PYTHON_ENV = "python_env.yaml"
 # the model's own stack: pinned from our requirements.txt unless the model names them.
 SERVING_NEEDS = ("numpy", "pandas", "pyarrow", "PyYAML", "psutil", "orjson", "httptools")
 PACKAGE_DIR = Path(mlops_control.__file__).resolve().parent
+CONFLICT = re.compile(r"ResolutionImpossible|conflicting dependencies")
+"""pip's words for requirements that cannot all hold together."""
 OUR_REQUIREMENTS = PACKAGE_DIR.parents[1] / "requirements.txt"
 
 def manager() -> str:
@@ -134,10 +137,20 @@ def _create(model_dir: Path, env_dir: Path, python: Path, progress: Progress) ->
     needs = [line for line in ours if _name(line) in {_norm(n) for n in SERVING_NEEDS}]
     constraints = env_dir / "constraints.txt"
     constraints.write_text("".join(f"{line}\n" for line in ours))
-    argv = [str(python), *PIP_INSTALL, "-c", str(constraints), *needs]
-    if requirements:
-        argv += ["-r", str(Path(model_dir) / REQUIREMENTS)]
-    run_streamed(argv, progress, "pip install")
+    model_requirements = ["-r", str(Path(model_dir) / REQUIREMENTS)] if requirements else []
+    try:
+        run_streamed([str(python), *PIP_INSTALL, "-c", str(constraints), *needs,
+                      *model_requirements], progress, "pip install")
+    except EnvironmentFailed as exc:
+        if not requirements or not CONFLICT.search(str(exc)):
+            raise
+        # A model logged with another MLflow (2.x caps pyarrow, pandas, ...) needs other
+        # versions of packages we pin than ours: its own requirements decide then, and the
+        # serving process takes whatever versions pip resolves for them.
+        progress("the model's requirements conflict with the control centre's pins; "
+                 "installing them without our pins")
+        run_streamed([str(python), *PIP_INSTALL, *(_name(line) for line in needs),
+                      *model_requirements], progress, "pip install (without our pins)")
     # Our package as a link to its source: importable, and none of its pins re-resolved.
     site = Path(subprocess.check_output(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],

@@ -172,3 +172,48 @@ def test_make_local_deployment_serves_a_model_in_its_environment(
     finally:
         procs.stop_group(proc.pid, timeout=20)
         proc.communicate(timeout=30)
+
+
+def legacy_wheel(folder: Path) -> Path:
+    """A package as a model logged with an older stack depends on: it caps a library the
+    control centre pins (rich==15) without the model naming that library itself."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "legacy_dep-1.0-py3-none-any.whl"
+    info = "legacy_dep-1.0.dist-info"
+    files = {
+        "legacy_dep/__init__.py": "import rich\nVERSION = rich.__name__\n",
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: legacy-dep\nVersion: 1.0\n"
+                            "Requires-Dist: rich<14\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: hand\nRoot-Is-Purelib: true\n"
+                         "Tag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr(f"{info}/RECORD", "".join(f"{n},,\n" for n in files)
+                         + f"{info}/RECORD,,\n")
+    return wheel
+
+
+def test_a_model_whose_requirements_conflict_with_our_pins_is_served_with_its_own(
+        backend, mlflow_server, tmp_path, monkeypatch, caplog) -> None:
+    """Issue 13.2: a model logged with another MLflow needs other versions of packages we pin
+    (MLflow 2.x caps pyarrow and pandas); its requirements win over our pins then."""
+    monkeypatch.delenv(model_env.ENV_VAR, raising=False)
+    wheel = legacy_wheel(tmp_path / "wheels")
+    requirements = [*NEEDS_UNIDECODE, f"legacy-dep @ {wheel.as_uri()}"]
+    name = fresh_name("legacy")
+    version = register_folder(mlflow_server.url, name,
+                              save_unidecode_model(tmp_path / "model", requirements))
+    with caplog.at_level("INFO", logger="mlops_control.local"):
+        backend.deploy(target(name, "production", version))
+    assert any("conflict with the control centre's pins" in r.getMessage()
+               for r in caplog.records)
+    assert invoke(backend.url(name, "production"), ROWS)["predictions"] == [12, 13]
+    python = backend.records(name)[0].python
+    rich = subprocess.run([python, "-c", "import rich, importlib.metadata as m; "
+                           "print(m.version('rich'))"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert int(rich.split(".")[0]) < 14, rich
