@@ -42,6 +42,14 @@ def ping(port: int) -> bool:
         return False
 
 
+def deploy_forest(backend: LocalBackend, mlflow_server, shelf, name: str) -> None:
+    """Register the forest as ``name`` and deploy it to production."""
+    version = register_folder(mlflow_server.url, name, shelf.forest().path)
+    backend.deploy(DeployTarget(project=name, stage="production", version=version,
+                                endpoint=names.endpoint_name(name, "production"),
+                                run_id=None, smoke_payload=split_request(shelf.forest().X)))
+
+
 def test_the_banner_shows_the_port_the_first_project_then_serves_on(
         mlflow_server, shelf, tmp_path_factory) -> None:
     base = free_block()
@@ -55,11 +63,8 @@ def test_the_banner_shows_the_port_the_first_project_then_serves_on(
     assert PortBook(settings.run_dir / "ports.json").projects() == []  # no placeholder booked
 
     name = fresh_name("banner")
-    version = register_folder(mlflow_server.url, name, shelf.forest().path)
     try:
-        backend.deploy(DeployTarget(project=name, stage="production", version=version,
-                                    endpoint=names.endpoint_name(name, "production"),
-                                    run_id=None, smoke_payload=split_request(shelf.forest().X)))
+        deploy_forest(backend, mlflow_server, shelf, name)
         assert ping(shown)
         # Once it is known, the banner names the project and the same port.
         assert f"{name}: production on :{shown}, staging on :{shown + 1}" in \
@@ -82,11 +87,8 @@ def test_a_placeholder_left_in_ports_json_does_not_move_the_first_project_off_th
     assert banner == f"first project deployed: production on :{base}, staging on :{base + 1}"
 
     name = fresh_name("placeholder")
-    version = register_folder(mlflow_server.url, name, shelf.forest().path)
     try:
-        backend.deploy(DeployTarget(project=name, stage="production", version=version,
-                                    endpoint=names.endpoint_name(name, "production"),
-                                    run_id=None, smoke_payload=split_request(shelf.forest().X)))
+        deploy_forest(backend, mlflow_server, shelf, name)
         assert ping(base)  # where the banner said, not 10 ports above
         assert backend.ports.describe(["production"]) == f"{name}: production on :{base}"
         assert json.loads(book_file.read_text())["projects"] == [name]
