@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -70,19 +71,68 @@ def project_files(spec: MLProject) -> list[Path]:
 
 
 def _sources(spec: MLProject) -> tuple[dict[str, ast.Module], list[ContractError]]:
-    """The parsed project files by relative path, and one problem per file that does not
-    parse."""
-    trees, problems = {}, []
-    for file in project_files(spec):
+    """The parsed files training runs, by relative path, and one problem per such file that
+    does not parse.
+
+    Those are the entry points' scripts, ``data.py`` and every project file they import, at
+    any depth: a plotting script in ``scripts/`` that training never runs must not fail
+    validate over its imports. When an entry point's command is no single ``python x.py``
+    (its scripts cannot be known), every project file counts."""
+    files = set(project_files(spec))
+    roots = [_script(spec, entry) for entry in spec.entry_points]
+    if not roots or None in roots:
+        todo = sorted(files)
+    else:
+        todo = sorted({Path(r) for r in roots if r} | {Path("data.py")} & files)
+    trees, problems, seen = {}, [], set()
+    while todo:
+        file = todo.pop(0)
+        if file in seen or file not in files:
+            continue
+        seen.add(file)
         name = file.as_posix()
         try:
-            trees[name] = ast.parse((spec.path / file).read_text(), filename=name)
+            tree = ast.parse((spec.path / file).read_text(), filename=name)
         except SyntaxError as exc:
             problems.append(ContractError(spec.name, name, f"has a syntax error at line "
                                           f"{exc.lineno}: {exc.msg}"))
+            continue
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(ContractError(spec.name, name, f"cannot be read: {exc}"))
+            continue
+        trees[name] = tree
+        todo += sorted(_imported_files(tree, file, files) - seen)
     return trees, problems
+
+
+def _imported_files(tree: ast.Module, file: Path, files: set[Path]) -> set[Path]:
+    """The project files ``file`` imports, looked up as Python would: from the project
+    folder, from the script's own folder (first on sys.path), and relative imports from the
+    file's package."""
+    dotted: list[tuple[Path, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            dotted += [(base, a.name) for a in node.names for base in (Path(), file.parent)]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = file.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+                bases = [base]
+            else:
+                bases = [Path(), file.parent]
+            module = node.module or ""
+            for base in bases:
+                if module:
+                    dotted.append((base, module))
+                dotted += [(base, f"{module}.{a.name}".lstrip(".")) for a in node.names]
+    found = set()
+    for base, name in dotted:
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):
+            stem = base.joinpath(*parts[:depth])
+            found |= {c for c in (stem.with_suffix(".py"), stem / "__init__.py") if c in files}
+    return found
 
 
 def _call_name(func: ast.expr) -> str | None:
@@ -139,7 +189,7 @@ def declared_requirements(spec: MLProject) -> tuple[str, list[str]]:
     """(the environment file, the requirement lines it declares)."""
     if "python_env" in spec.env:
         file = spec.env["python_env"]
-        raw = yaml.safe_load((spec.path / file).read_text()) or {}
+        raw = _env_mapping(spec, file)
         lines = []
         for item in raw.get("dependencies") or []:
             item = str(item).strip()
@@ -150,7 +200,7 @@ def declared_requirements(spec: MLProject) -> tuple[str, list[str]]:
         return file, lines
     if "conda_env" in spec.env:
         file = spec.env["conda_env"]
-        raw = yaml.safe_load((spec.path / file).read_text()) or {}
+        raw = _env_mapping(spec, file)
         lines = []
         for item in raw.get("dependencies") or []:
             if isinstance(item, dict):
@@ -159,6 +209,17 @@ def declared_requirements(spec: MLProject) -> tuple[str, list[str]]:
                 lines.append(str(item).split("=")[0])
         return file, lines
     return "MLproject (no python_env)", ["mlflow"]
+
+
+def _env_mapping(spec: MLProject, file: str) -> dict[str, Any]:
+    """The environment file's YAML mapping; ValueError naming what is wrong with it."""
+    try:
+        raw = yaml.safe_load((spec.path / file).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("dependencies") or [], list):
+        raise ValueError("must be a mapping with a 'dependencies' list")
+    return raw
 
 
 def _closure(lines: list[str]) -> set[str]:
@@ -202,6 +263,9 @@ def import_problems(spec: MLProject, importable_here: bool) -> list[ContractErro
         env_file, lines = declared_requirements(spec)
     except OSError as exc:
         return [ContractError(spec.name, "MLproject", f"environment file: {exc}")]
+    except ValueError as exc:
+        return [ContractError(spec.name, spec.env.get("python_env")
+                              or spec.env.get("conda_env") or "MLproject", f"{exc}; fix it")]
     trees, _ = _sources(spec)  # registration_problems reports the files that do not parse
     installed = _closure(lines)
     mapping = metadata.packages_distributions()

@@ -153,3 +153,34 @@ def test_a_subpackage_that_does_not_parse_is_reported_once(tmp_path, monkeypatch
     assert code == 1
     assert out.count("src/train/register.py: has a syntax error at line 1") == 1, out
     assert "never registers" not in out  # the file that does not parse may be the one
+
+
+def test_code_training_never_runs_does_not_fail_validate(tmp_path, monkeypatch):
+    """A helper script beside the project (Python 2, a library the environment lacks) is not
+    what training runs: only the entry point's script, data.py and what they import count."""
+    folder, _ = project(tmp_path, "log_model")
+    (folder / "scripts").mkdir()
+    (folder / "scripts/plot_results.py").write_text(
+        "import matplotlib.pyplot as plt\nprint 'plotting'\n")
+    (folder / "notebook_export.py").write_text("import seaborn\n")
+    code, out = validate(folder, monkeypatch)
+    assert code == 0, out
+    assert "matplotlib" not in out and "seaborn" not in out and "syntax error" not in out
+    # Imported by the script, the same file is checked.
+    train = folder / "train.py"
+    train.write_text("import notebook_export\n" + train.read_text())
+    code, out = validate(folder, monkeypatch)
+    assert code == 1 and "notebook_export.py: line 1 imports seaborn" in out, out
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("python: '3.11'\ndependencies: [mlflow==3.17.2\n", "is not valid YAML"),
+    ("- mlflow==3.17.2\n", "must be a mapping with a 'dependencies' list"),
+])
+def test_an_environment_file_that_is_no_environment_is_a_problem_not_a_traceback(
+        tmp_path, monkeypatch, text, reason):
+    folder, _ = project(tmp_path, "log_model")
+    (folder / "python_env.yaml").write_text(text)
+    code, out = validate(folder, monkeypatch)
+    assert code == 1 and "Traceback" not in out, out
+    assert f"python_env.yaml: {reason}" in out, out
