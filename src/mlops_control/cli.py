@@ -266,10 +266,13 @@ def up(
     server = LocalMLflow(settings)
     started_server = not settings.tracking_uri and not server.running()
     uri = tracking_uri(settings, outlives_command=False)
-    centre = ControlCentre(settings, uri, reconcile_interval_s=reconcile_every)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    centre: ControlCentre | None = None
     try:
+        # Inside the try: a control centre that cannot be made (a bad MLOPS_STAGES) must
+        # still stop the MLflow server this command said stops with it.
+        centre = ControlCentre(settings, uri, reconcile_interval_s=reconcile_every)
         centre.start()
         stages = sorted(centre.stages, key=lambda x: (x != "production", x))
         ports = centre.backend.ports.describe(stages)
@@ -282,8 +285,9 @@ def up(
     except KeyboardInterrupt:
         pass
     finally:
-        say("stopping the control centre and its endpoints ...")
-        centre.stop()
+        if centre is not None:
+            say("stopping the control centre and its endpoints ...")
+            centre.stop()
         if started_server:
             server.stop()
 

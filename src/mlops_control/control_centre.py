@@ -70,7 +70,8 @@ class ControlCentre:
         self.backend = LocalBackend(settings, self.registry, workers=serving_workers)
         # Every configured stage has its port before anything serves, whichever deploys first:
         # the banner's ports are the ports they serve on.
-        self.backend.ports.book_stages(self.stages)
+        self.backend.ports.book_stages(self.stages,
+                                       serving={r.stage for r in self.backend.records()})
         self.seen = SeenDeliveries(settings.run_dir / "deliveries.sqlite")
         self.receiver = Receiver(
             "127.0.0.1", settings.receiver_port if receiver_port is None else receiver_port,

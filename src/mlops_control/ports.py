@@ -31,15 +31,30 @@ def _is_project(name: object) -> bool:
     return isinstance(name, str) and names.PROJECT_NAME_PATTERN.match(name) is not None
 
 
-def _with_stages(book: Book, stages: Iterable[str]) -> Book:
-    """``book`` with the stages it lacks appended in alphabetical order (those it has keep
-    their offsets: adding a stage never moves a port)."""
-    new = sorted(set(stages) - set(book["stages"]))
-    if len(book["stages"]) + len(new) > PROJECT_STRIDE:
+def _with_stages(book: Book, stages: Iterable[str], serving: Iterable[str] = ()) -> Book:
+    """``book`` with the stages it lacks added in alphabetical order (those it has keep their
+    offsets: adding a stage never moves a port). Past the block's 10 offsets, a new stage takes
+    the offset of one that is neither asked for nor ``serving`` (a stage an earlier
+    configuration used)."""
+    wanted = list(dict.fromkeys(stages))
+    if len(wanted) > PROJECT_STRIDE:
         raise ControlCentreError(
-            f"stages {', '.join([*book['stages'], *new])}: more than {PROJECT_STRIDE} stages "
-            f"are not supported locally (see {names.ENV_STAGES})")
-    return {"projects": book["projects"], "stages": [*book["stages"], *new]}
+            f"{names.ENV_STAGES} names {len(wanted)} stages ({', '.join(wanted)}); at most "
+            f"{PROJECT_STRIDE} are supported locally")
+    slots = list(book["stages"])
+    keep = set(wanted) | set(serving)
+    free = [i for i, stage in enumerate(slots) if stage not in keep]
+    for stage in sorted(set(wanted) - set(slots)):
+        if len(slots) < PROJECT_STRIDE:
+            slots.append(stage)
+        elif free:
+            slots[free.pop(0)] = stage
+        else:
+            busy = sorted(set(slots) - set(wanted))
+            raise ControlCentreError(
+                f"no port left for stage {stage!r}: stages {', '.join(busy)} still serve; "
+                "retire their endpoints (remove their deploy tags) and start again")
+    return {"projects": book["projects"], "stages": slots}
 
 
 class PortBook:
@@ -74,13 +89,14 @@ class PortBook:
         with self._lock:
             return list(self._load()[0]["projects"])
 
-    def book_stages(self, stages: Iterable[str]) -> None:
+    def book_stages(self, stages: Iterable[str], serving: Iterable[str] = ()) -> None:
         """Give each of ``stages`` a port offset, before anything serves (the control centre
-        does, with its configured stages): the ports :meth:`describe` shows are then the ports
-        they serve on, whichever stage deploys first."""
+        does, with its configured stages; ``serving``: stages with an endpoint, whose offsets
+        are never reclaimed): the ports :meth:`describe` shows are then the ports they serve
+        on, whichever stage deploys first."""
         with self._lock:
             book, dirty = self._load()
-            booked = _with_stages(book, stages)
+            booked = _with_stages(book, stages, serving)
             if dirty or booked != book:
                 self._save(booked)
 

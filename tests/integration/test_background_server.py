@@ -88,3 +88,24 @@ def test_the_control_centre_says_the_server_it_starts_stops_with_it(tmp_path: Pa
         if up.poll() is None:
             procs.stop_group(up.pid, timeout=20)
         server.stop()
+
+
+def test_a_control_centre_that_cannot_start_stops_the_server_it_started(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "state")
+    stages = ",".join(["production", "staging", *(f"s{i}" for i in range(9))])
+    env = {**os.environ, "MLOPS_STATE_DIR": str(settings.state_dir),
+           "MLOPS_MLFLOW_PORT": str(settings.mlflow_port),
+           "MLOPS_RECEIVER_PORT": str(procs.free_port()),
+           "MLOPS_PROJECTS_DIR": str(tmp_path / "projects"), "MLOPS_STAGES": stages}
+    (tmp_path / "projects").mkdir()
+    env.pop("MLFLOW_TRACKING_URI", None)
+    server = LocalMLflow(settings)
+    try:
+        up = subprocess.run([*MLOPS, "up"], env=env, capture_output=True, text=True,
+                            timeout=180)
+        assert up.returncode == 2, up.stderr[-2000:]
+        assert "MLOPS_STAGES names 11 stages" in up.stderr and "at most 10" in up.stderr
+        assert "it stops with this command" in up.stderr
+        assert not server.running()  # as announced
+    finally:
+        server.stop()

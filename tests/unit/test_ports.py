@@ -68,6 +68,32 @@ def test_configured_stages_each_get_their_own_port_and_booked_ones_keep_theirs(
 def test_more_stages_than_a_block_holds_are_refused_before_anything_serves(
         tmp_path: Path) -> None:
     book = PortBook(tmp_path / "ports.json", base=BASE)
-    with pytest.raises(ControlCentreError, match="more than 10 stages"):
-        book.book_stages([f"s{i}" for i in range(9)])
+    with pytest.raises(ControlCentreError, match=r"MLOPS_STAGES names 11 stages .*at most 10"):
+        book.book_stages(["production", *(f"s{i}" for i in range(10))])
     assert not (tmp_path / "ports.json").exists()
+
+
+def test_ten_configured_stages_fit_taking_the_ports_of_stages_no_longer_used(
+        tmp_path: Path) -> None:
+    """Only configured stages count: staging and an old 'canary' hold offsets, but ten
+    configured stages still fit, each on its own port, in the block."""
+    file = write_book(tmp_path / "ports.json", ["alpha"], ["production", "staging", "canary"])
+    stages = ["production", *(f"s{i}" for i in range(9))]
+    book = PortBook(file, base=BASE)
+    book.book_stages(stages)
+    ports = [book.port("alpha", s) for s in stages]
+    assert sorted(ports) == list(range(5050, 5060)) and ports[0] == 5050
+    assert set(json.loads(file.read_text())["stages"]) == set(stages)
+
+
+def test_a_stage_that_still_serves_keeps_its_port(tmp_path: Path) -> None:
+    file = write_book(tmp_path / "ports.json", ["alpha"], ["production", "staging", "canary"])
+    stages = ["production", *(f"s{i}" for i in range(8))]
+    book = PortBook(file, base=BASE)
+    book.book_stages(stages, serving={"canary"})
+    assert book.port("alpha", "canary") == 5052 and book.port("alpha", "production") == 5050
+    assert sorted(book.port("alpha", s) for s in [*stages, "canary"]) == list(range(5050, 5060))
+    # Nine configured stages and canary serving fill the block: a tenth has no port left.
+    with pytest.raises(ControlCentreError, match=r"no port left for stage 's8'.*canary still "
+                                                 r"serve"):
+        book.book_stages([*stages, "s8"], serving={"canary"})
