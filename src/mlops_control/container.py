@@ -57,17 +57,42 @@ def load_mlflow_credentials(environ: MutableMapping[str, str] | None = None,
     return True
 
 
+class Stopped(Exception):
+    """SIGTERM: a local --timeout, SageMaker's MaxRuntimeInSeconds or StopTrainingJob."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
+    raise Stopped("the job was stopped (SIGTERM: a timeout, or StopTrainingJob)")
+
+
 def _train(ml_root: MLRoot) -> int:
+    import signal
+
     from mlops_control import train_job
 
+    # Unhandled, SIGTERM ends the process at once: versions the script had registered would
+    # stay behind, deployable. Raised as an exception, the job cleans up and says why.
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        return _train_reporting(ml_root, train_job)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train_reporting(ml_root: MLRoot, train_job: Any) -> int:
     try:
         if load_mlflow_credentials():
             print("[train] MLflow credentials read from Secrets Manager", file=sys.stderr,
                   flush=True)
         train_job.run(ml_root)
     except ControlCentreError as exc:
-        ml_root.write_failure(str(exc))
-        print(f"[train] failed: {exc}", file=sys.stderr, flush=True)
+        # Notes say what was cleaned up after the failure (train_job adds them).
+        reason = "; ".join([str(exc), *getattr(exc, "__notes__", [])])
+        ml_root.write_failure(reason)
+        print(f"[train] failed: {reason}", file=sys.stderr, flush=True)
         return 1
     except BaseException as exc:  # the job must always say why it failed
         reason = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -214,16 +214,54 @@ def test_the_control_centre_says_when_a_project_ignored_the_data_it_retrained_on
     assert "read $MLOPS_DATA_LOCATION in get_data()" in warned.warning
 
 
-def test_a_script_failing_after_registering_leaves_no_version_behind(tmp_path, mlflow_server):
-    """Issue 13.4: the version a script registered before it raised is deleted (a promotion
+@pytest.mark.parametrize("ending, error", [
+    ("raise RuntimeError('evaluation report failed')",
+     "RuntimeError: evaluation report failed"),
+    ("import sys; sys.exit(2)", "train.py exited with status 2"),
+])
+def test_a_script_failing_after_registering_leaves_no_version_behind(tmp_path, mlflow_server,
+                                                                     ending, error):
+    """Issue 13.4: the version a script registered before it failed is deleted (a promotion
     gate or an alias must never pick it), and the failure says so."""
     folder = write_project(tmp_path / "projects", "fails-late", "'fails-late'")
     train_py = folder / "train.py"
-    train_py.write_text(train_py.read_text() + "raise RuntimeError('evaluation report failed')\n")
+    train_py.write_text(train_py.read_text() + ending + "\n")
     with pytest.raises(local_training.TrainingFailed) as err:
         train(tmp_path, mlflow_server, "fails-late")
-    assert "RuntimeError: evaluation report failed" in err.value.reason
+    assert error in err.value.reason
     assert ("the failed run had registered version 1 of 'fails-late' (deleted it and the "
             "model it created)") in err.value.reason
     assert "fails-late" not in mlflow_server.client.registered_model_names()
 
+
+def test_a_job_stopped_after_registering_leaves_no_version_behind(tmp_path, mlflow_server):
+    """SIGTERM (a timeout, SageMaker's StopTrainingJob) while the script still runs after
+    registering: the job deletes the version before it ends, and says it was stopped."""
+    import signal
+    import time
+
+    folder = write_project(tmp_path / "projects", "stopped-late", "'stopped-late'")
+    train_py = folder / "train.py"
+    train_py.write_text(train_py.read_text() + "import time; time.sleep(120)\n")
+    ml_root = MLRoot(tmp_path / "ml")
+    ml_root.prepare_training({"project": "stopped-late"})
+    env = {**os.environ, names.ENV_ML_ROOT: str(ml_root.root),
+           names.ENV_PROJECTS_DIR: str(tmp_path / "projects"),
+           "MLFLOW_TRACKING_URI": mlflow_server.url, "TEST_ENV": "False"}
+    job = subprocess.Popen([sys.executable, "-m", "mlops_control.container", "train"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while "stopped-late" not in mlflow_server.client.registered_model_names():
+            assert job.poll() is None and time.monotonic() < deadline, job.stderr.read()[-2000:]
+            time.sleep(0.5)
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=60) == 1
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    failure = ml_root.failure_file.read_text()
+    assert "the job was stopped (SIGTERM: a timeout, or StopTrainingJob)" in failure, failure
+    assert "the failed run had registered version 1 of 'stopped-late'" in failure
+    assert "stopped-late" not in mlflow_server.client.registered_model_names()
