@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +35,17 @@ class Server:
         self.settings = settings
         self.url = url
         self.client = RegistryClient(url)
+
+
+def validate_cli(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``mlops validate <folder>`` as a user runs it, with the folder's parent as the projects
+    folder; the CLI runner's result (``exit_code``, ``output``)."""
+    from typer.testing import CliRunner
+
+    from mlops_control import cli
+
+    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(folder.parent))
+    return CliRunner().invoke(cli.app, ["validate", str(folder)])
 
 
 @pytest.fixture(scope="session")

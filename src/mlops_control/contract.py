@@ -70,8 +70,7 @@ def validate(project_dir: Path, strict: bool = False,
     if spec is not None:
         problems += project_checks.script_problems(spec)
         if strict:
-            problems += project_checks.registration_problems(spec)
-            problems += project_checks.import_problems(spec, importable_here)
+            problems += project_checks.code_problems(spec, importable_here)
     X = y = None
     try:
         get_data = _load_get_data(name, project_dir)

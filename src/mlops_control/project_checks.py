@@ -8,6 +8,7 @@ import importlib.metadata as metadata
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,26 @@ def project_files(spec: MLProject) -> list[Path]:
     return found
 
 
-def _sources(spec: MLProject) -> tuple[dict[str, ast.Module], list[ContractError]]:
+@dataclass(frozen=True)
+class Sources:
+    """The project's code, read once per validate for every check of it."""
+
+    files: list[Path]
+    """Every Python file of the project, relative to its folder."""
+    trees: dict[str, ast.Module]
+    """The files training runs, parsed, by relative path."""
+    unparsed: list[ContractError]
+    """One problem per such file that does not parse."""
+
+
+def code_problems(spec: MLProject, importable_here: bool) -> list[ContractError]:
+    """What is wrong with the code training runs: its registrations, then its imports."""
+    sources = _sources(spec)
+    return registration_problems(spec, sources) + import_problems(spec, importable_here,
+                                                                  sources)
+
+
+def _sources(spec: MLProject) -> Sources:
     """The parsed files training runs, by relative path, and one problem per such file that
     does not parse.
 
@@ -78,7 +98,8 @@ def _sources(spec: MLProject) -> tuple[dict[str, ast.Module], list[ContractError
     any depth: a plotting script in ``scripts/`` that training never runs must not fail
     validate over its imports. When an entry point's command is no single ``python x.py``
     (its scripts cannot be known), every project file counts."""
-    files = set(project_files(spec))
+    every = project_files(spec)
+    files = set(every)
     roots = [_script(spec, entry) for entry in spec.entry_points]
     if not roots or None in roots:
         todo = sorted(files)
@@ -102,7 +123,7 @@ def _sources(spec: MLProject) -> tuple[dict[str, ast.Module], list[ContractError
             continue
         trees[name] = tree
         todo += sorted(_imported_files(tree, file, files) - seen)
-    return trees, problems
+    return Sources(every, trees, problems)
 
 
 def _imported_files(tree: ast.Module, file: Path, files: set[Path]) -> set[Path]:
@@ -143,13 +164,12 @@ def _call_name(func: ast.expr) -> str | None:
     return None
 
 
-def registration_problems(spec: MLProject) -> list[ContractError]:
+def registration_problems(spec: MLProject, sources: Sources) -> list[ContractError]:
     """A literal ``registered_model_name`` (or ``register_model`` / ``create_model_version``
-    name) other than the project's, or no registration at all, in any of the project's files;
+    name) other than the project's, or no registration at all, in the code training runs;
     and the files that do not parse."""
-    trees, unparsed = _sources(spec)
-    problems, seen = list(unparsed), False
-    for file, tree in trees.items():
+    problems, seen = list(sources.unparsed), False
+    for file, tree in sources.trees.items():
         constants = {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                      for t in n.targets if isinstance(t, ast.Name)
                      and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)}
@@ -176,7 +196,7 @@ def registration_problems(spec: MLProject) -> list[ContractError]:
                             spec.name, file,
                             f"line {node.lineno} registers the model as {literal!r}; register "
                             f"it under the project's name: {argument}={spec.name!r}"))
-    if not seen and not unparsed:  # a file that does not parse may be the one registering
+    if not seen and not sources.unparsed:  # a file that does not parse may be the one registering
         problems.append(ContractError(
             spec.name, _script(spec) or "train.py",
             f"never registers a model; pass registered_model_name={spec.name!r} to "
@@ -253,7 +273,8 @@ def _closure(lines: list[str]) -> set[str]:
     return seen
 
 
-def import_problems(spec: MLProject, importable_here: bool) -> list[ContractError]:
+def import_problems(spec: MLProject, importable_here: bool,
+                    sources: Sources) -> list[ContractError]:
     from packaging.utils import canonicalize_name
 
     if any(key != "docker_env" and not (spec.path / value).is_file()
@@ -266,16 +287,15 @@ def import_problems(spec: MLProject, importable_here: bool) -> list[ContractErro
     except ValueError as exc:
         return [ContractError(spec.name, spec.env.get("python_env")
                               or spec.env.get("conda_env") or "MLproject", f"{exc}; fix it")]
-    trees, _ = _sources(spec)  # registration_problems reports the files that do not parse
     installed = _closure(lines)
     mapping = metadata.packages_distributions()
     # Any module or package the project holds, at any depth: a script's own folder is first on
     # sys.path, so `import helpers` beside src/train/main.py is the project's own code.
-    files = project_files(spec)
+    files = sources.files
     local = ({f.stem for f in files} | {part for f in files for part in f.parts[:-1]}
              | {p.name for p in spec.path.iterdir() if p.is_dir()})
     problems, reported = [], set()
-    for file, tree in trees.items():
+    for file, tree in sources.trees.items():  # the unparsed ones: registration_problems
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 modules = [a.name for a in node.names]

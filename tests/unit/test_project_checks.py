@@ -8,10 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mlops_control import cli
-from tests.conftest import PROJECTS
+from tests.conftest import PROJECTS, validate_cli
 
 # The entry script hands the fitted model to a package of the project, which registers it.
 TRAIN = """import os
@@ -81,8 +79,7 @@ def project(root: Path, how: str, registered: str | None = None,
 
 
 def validate(folder: Path, monkeypatch) -> tuple[int, str]:
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(folder.parent))
-    result = CliRunner().invoke(cli.app, ["validate", str(folder)])
+    result = validate_cli(folder, monkeypatch)
     return result.exit_code, result.output
 
 

@@ -6,11 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mlops_control import cli, local_training, mlproject
+from mlops_control import local_training, mlproject
 from mlops_control.errors import ContractError
-from tests.conftest import PROJECTS, make_settings
+from tests.conftest import PROJECTS, make_settings, validate_cli
 
 
 def broken_project(root: Path) -> Path:
@@ -30,8 +29,7 @@ def broken_project(root: Path) -> Path:
 
 def test_validate_reports_every_problem_at_once(tmp_path, monkeypatch):
     folder = broken_project(tmp_path)
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli.app, ["validate", str(folder)])
+    result = validate_cli(folder, monkeypatch)
     assert result.exit_code == 1
     out = result.output
     assert "project 'many-problems': 4 problems:" in out, out
@@ -47,8 +45,7 @@ def test_a_missing_script_is_reported_with_the_other_problems(tmp_path, monkeypa
     (folder / "MLproject").write_text(
         "name: many-problems\npython_env: python_env.yaml\nentry_points:\n  main:\n"
         "    command: python fit.py\n")
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli.app, ["validate", str(folder)])
+    result = validate_cli(folder, monkeypatch)
     assert "runs fit.py, which is not in the project folder" in result.output
     assert "get_data() must take no arguments" in result.output
 
@@ -58,8 +55,7 @@ def test_a_name_mismatch_is_reported_with_the_other_problems(tmp_path, monkeypat
     mlproject_file = folder / "MLproject"
     mlproject_file.write_text(mlproject_file.read_text().replace("name: many-problems",
                                                                  "name: test-project"))
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli.app, ["validate", str(folder)])
+    result = validate_cli(folder, monkeypatch)
     assert result.exit_code == 1
     out = result.output
     assert "project 'many-problems': 5 problems:" in out, out
@@ -78,8 +74,7 @@ def test_a_missing_environment_file_is_reported_with_the_name_mismatch(tmp_path,
     mlproject_file = folder / "MLproject"
     mlproject_file.write_text(mlproject_file.read_text().replace("name: many-problems",
                                                                  "name: test-project"))
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    out = CliRunner().invoke(cli.app, ["validate", str(folder)]).output
+    out = validate_cli(folder, monkeypatch).output
     assert "declares name 'test-project'" in out
     assert "MLproject: python_env names 'python_env.yaml', which is missing" in out, out
     assert "registers the model as 'other-name'" in out
@@ -89,8 +84,7 @@ def test_a_missing_environment_file_is_reported_with_the_name_mismatch(tmp_path,
 def test_a_copied_project_is_told_both_names_to_change_at_once(tmp_path, monkeypatch):
     folder = tmp_path / "copy-project"
     shutil.copytree(PROJECTS / "test-project", folder)
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli.app, ["validate", str(folder)])
+    result = validate_cli(folder, monkeypatch)
     assert result.exit_code == 1
     out = result.output
     assert "project 'copy-project': 2 problems:" in out, out
@@ -106,8 +100,7 @@ def test_a_name_mismatch_alone_keeps_its_one_line_message(tmp_path, monkeypatch)
     train = folder / "train.py"
     train.write_text(train.read_text().replace('MODEL_NAME = "test-project"',
                                                'MODEL_NAME = "copy-project"'))
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    result = CliRunner().invoke(cli.app, ["validate", str(folder)])
+    result = validate_cli(folder, monkeypatch)
     assert result.exit_code == 1
     assert result.output.strip() == (
         "✗ project 'copy-project': MLproject: declares name 'test-project' but lives in folder "
@@ -137,8 +130,7 @@ def test_an_mlproject_that_does_not_parse_fully_still_lets_the_code_be_checked(
     (folder / "MLproject").write_text(
         "name: test-project\npython_env: python_env.yaml\nentry_points:\n  main:\n"
         "    parameters:\n      alpha: {type: tensor}\n    command: python train.py {alpha}\n")
-    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
-    out = CliRunner().invoke(cli.app, ["validate", str(folder)]).output
+    out = validate_cli(folder, monkeypatch).output
     assert "project 'many-problems': 5 problems:" in out, out
     assert "MLproject: declares name 'test-project'" in out
     assert "MLproject: entry point 'main': parameter 'alpha' has type 'tensor'" in out
