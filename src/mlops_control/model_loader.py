@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,6 +127,9 @@ def load_model(model_dir: Path | str, name: str | None = None,
     return loaded
 
 
+_SKOPS_LOAD = threading.Lock()
+
+
 def _load_estimator(model_dir: Path, conf: dict[str, Any]) -> Any:
     file = model_dir / str(conf.get("pickled_model", "model.pkl"))
     fmt = conf.get("serialization_format", "pickle")
@@ -134,14 +138,22 @@ def _load_estimator(model_dir: Path, conf: dict[str, Any]) -> Any:
     _warn_on_version_drift(conf.get("sklearn_version"))
     if fmt == "skops":
         import skops.io
+        from skops.io.exceptions import UntrustedTypesFoundException
 
         try:
-            return skops.io.load(file, trusted=list(conf.get("skops_trusted_types") or []))
-        except Exception as exc:  # skops raises UntrustedTypesFoundException and friends
+            # One at a time: skops imports each type's module by name as it meets it, and
+            # threads importing sklearn's interdependent submodules at once can be handed a
+            # partly initialised module (a model server loads once; a swap twice).
+            with _SKOPS_LOAD:
+                return skops.io.load(file, trusted=list(conf.get("skops_trusted_types") or []))
+        except UntrustedTypesFoundException as exc:
             raise ControlCentreError(
                 f"cannot load {file} with skops: {exc}. A skops model must list every type "
                 "it holds in MLmodel's skops_trusted_types (log it with skops_trusted_types=[...])"
             ) from exc
+        except Exception as exc:
+            raise ControlCentreError(
+                f"cannot load {file} with skops: {type(exc).__name__}: {exc}") from exc
     if fmt in ("pickle", "cloudpickle") and not _pickle_allowed():
         raise ControlCentreError(
             f"{file} is a {fmt} file and MLFLOW_ALLOW_PICKLE_DESERIALIZATION is off: loading it "

@@ -99,6 +99,20 @@ def test_skops_types_missing_from_the_trusted_list_are_refused(shelf: Shelf,
         load_model(folder)
 
 
+def test_a_damaged_skops_file_is_named_for_what_it_is_not_for_trusted_types(
+        shelf: Shelf, tmp_path: Path) -> None:
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(shelf.forest().path, folder)
+    skops_file = next(folder.glob("*.skops"))
+    skops_file.write_bytes(skops_file.read_bytes()[:100])  # a truncated copy
+    with pytest.raises(ControlCentreError) as err:
+        load_model(folder)
+    assert f"cannot load {skops_file} with skops: BadZipFile: " in str(err.value)
+    assert "skops_trusted_types" not in str(err.value)
+
+
 def test_other_flavors_load_through_mlflow_pyfunc(tmp_path: Path) -> None:
     import mlflow.pyfunc
     import pandas as pd
